@@ -347,7 +347,7 @@ class HFAdapter:
         target_positions = self.span_positions(text, inputs["input_ids"][0], start, end)
         visual_positions, geometry = self.visual_layout(inputs, image)
         out = self.forward(inputs, use_cache=True)
-        cache = out.past_key_values
+        cache = kv_cache(out)
         values = torch.stack([cache.layers[i].values[0] for i in layers])  # [layers, kv_heads, seq, head_dim]
         keys = None
         if with_keys:
@@ -428,6 +428,12 @@ class HFAdapter:
             raise AdapterInputError(f"layers must be strictly increasing indices in [0, {self.num_layers}), "
                                     f"got {layers}")
         return layers
+
+
+def kv_cache(output) -> Any:
+    """The KV cache of a forward's output: transformers 5.24 renamed `past_key_values` to `cache`
+    (the old name warns, and goes in 5.40)."""
+    return output["cache"] if "cache" in output else output["past_key_values"]
 
 
 def unrotate(keys: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:

@@ -19,6 +19,7 @@ from focus_eval.model_wrappers.base import (
     check_attn_implementation,
     first_answer_token,
     image_only_processor_class,
+    kv_cache,
     load_processor,
     locate_in_prompt,
     resolve_dtype,
@@ -181,7 +182,7 @@ def test_unrotated_keys_are_the_key_projections(tiny_adapter):
     projected = captured["k"][0].view(seq, kv_heads, head_dim).transpose(0, 1)  # [kv_heads, seq, head_dim]
     torch.testing.assert_close(prefill.keys[0], projected, atol=1e-5, rtol=1e-5)
     inputs = adapter.encode([adapter.chat_text("Is there a cat in the image?", 1)], [noise_image(70, 50)])
-    cached = adapter.forward(inputs, use_cache=True).past_key_values.layers[1].keys[0]  # with RoPE
+    cached = kv_cache(adapter.forward(inputs, use_cache=True)).layers[1].keys[0]  # with RoPE
     assert not torch.allclose(cached, projected, atol=1e-2)
 
 

@@ -20,7 +20,7 @@ from adapter_checks import assert_attention_implementations_agree, assert_batche
 from focus_eval.config import load_config
 from focus_eval.maps import downsample_geometry, smooth_and_downsample, to_grid
 from focus_eval.model_wrappers import load_adapter
-from focus_eval.model_wrappers.base import AdapterInputError, image_only_processor_class
+from focus_eval.model_wrappers.base import AdapterInputError, image_only_processor_class, kv_cache
 from focus_eval.model_wrappers.flops import measure_flops
 from focus_eval.model_wrappers.llava_onevision import LlavaOnevisionAdapter, anyres_layout
 from focus_eval.pipeline import FocusPipeline
@@ -303,9 +303,16 @@ def test_several_images_in_one_prompt_have_no_anyres(adapter):
     assert adapter.num_crops(inputs) == 3
     alone = [adapter.anyres_layout(image.size) for image in images]
     assert all(layout.num_tokens > 17 for layout in alone)
-    with torch.inference_mode():
-        out = adapter.model(**inputs)
-    assert out.image_hidden_states.shape[0] == 3 * 17
+    encoded = []  # images per vision-tower call
+    hook = adapter.model.model.vision_tower.register_forward_pre_hook(
+        lambda module, args, kwargs: encoded.append((args[0] if args else kwargs["pixel_values"]).shape[0]),
+        with_kwargs=True)
+    try:
+        with torch.inference_mode():
+            adapter.model(**inputs)
+    finally:
+        hook.remove()
+    assert encoded == [3]  # one 384-px square per image, no anyres crops
     reply = adapter.generate(images, "Describe the image.", 4)
     assert reply.cost.tokens >= inputs["input_ids"].shape[1]
     real = real_processor(adapter.tokenizer)
@@ -366,7 +373,7 @@ def test_keys_have_rope_undone(adapter):
         expected = captured[layer][0].reshape(-1, heads, head_dim).transpose(0, 1)  # [kv_heads, seq, head_dim]
         torch.testing.assert_close(prefill.keys[index], expected.float(), atol=1e-5, rtol=1e-5)
     inputs = adapter.encode([adapter.chat_text(PROMPT.format("red car"), 1)], [noise_image(333, 217)])
-    cached = adapter.forward(inputs, use_cache=True).past_key_values.layers[1].keys[0]  # rotated: RoPE did change them
+    cached = kv_cache(adapter.forward(inputs, use_cache=True)).layers[1].keys[0]  # rotated: RoPE did change them
     assert cached.shape == prefill.keys[1].shape and not torch.allclose(cached.float(), prefill.keys[1], atol=1e-3)
 
 

@@ -20,7 +20,7 @@ from adapter_checks import (
 )
 from focus_eval.config import load_config
 from focus_eval.model_wrappers import load_adapter
-from focus_eval.model_wrappers.base import AdapterInputError, unrotate
+from focus_eval.model_wrappers.base import AdapterInputError, kv_cache, unrotate
 from focus_eval.model_wrappers.flops import measure_flops
 from focus_eval.model_wrappers.qwen2_5_vl import Qwen25VLAdapter
 from focus_eval.pipeline import FocusPipeline
@@ -168,7 +168,7 @@ def test_forward_equals_the_model_on_the_processor_outputs(adapter):
         out = adapter.model(**processed, use_cache=True)
         without = adapter.model(**{k: v for k, v in processed.items() if k != "mm_token_type_ids"})
     torch.testing.assert_close(prefill.yes_no, out.logits[0, -1, adapter.yes_no_ids], atol=1e-5, rtol=0)
-    torch.testing.assert_close(prefill.values[1], out.past_key_values.layers[1].values[0], atol=1e-5, rtol=0)
+    torch.testing.assert_close(prefill.values[1], kv_cache(out).layers[1].values[0], atol=1e-5, rtol=0)
     # the trap: without mm_token_type_ids the model silently uses 1-D positions
     assert (without.logits[0, -1] - out.logits[0, -1]).abs().max() > 1e-3
 
@@ -288,7 +288,7 @@ def test_unrotated_keys_are_the_key_projections(adapter):
     torch.testing.assert_close(prefill.keys[0], projected, atol=1e-5, rtol=1e-5)
     # undoing plain 1-D RoPE instead is right before the image only: the 3 sections matter
     inputs = adapter.encode([adapter.chat_text(PROMPT.format("cat"), 1)], [image])
-    cached = adapter.forward(inputs, use_cache=True).past_key_values.layers[1].keys[0]  # [kv_heads, seq, head_dim]
+    cached = kv_cache(adapter.forward(inputs, use_cache=True)).layers[1].keys[0]  # [kv_heads, seq, head_dim]
     cos, sin = adapter.language_model.rotary_emb(cached, torch.arange(seq)[None, None].expand(3, 1, seq))  # equal sections
     one_d = unrotate(cached, cos[0], sin[0])
     first_image = int(prefill.visual_positions[0])
@@ -417,7 +417,7 @@ def test_focus_pipeline_counts_the_passes_it_makes(adapter, question, extraction
     prompts = []  # batch size of each forward over a new prompt (not the decoding steps of generate)
 
     def record(module, args, kwargs):
-        cache = kwargs.get("past_key_values")
+        cache = kwargs.get("cache", kwargs.get("past_key_values"))  # renamed in transformers 5.24
         if cache is None or cache.get_seq_length() == 0:
             prompts.append(kwargs["input_ids"].shape[0])
 

@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 from transformers import AutoConfig, AutoModelForImageTextToText, LlavaOnevisionProcessor, Qwen2_5_VLProcessor
 
-from focus_eval.model_wrappers.base import load_processor
+from focus_eval.model_wrappers.base import kv_cache, load_processor
 from focus_eval.model_wrappers.tiny import FAMILIES, build_tiny_checkpoint
 
 # processor class with a video processor (torchvision trap), model_type, processor class name
@@ -46,8 +46,8 @@ def test_loads_through_auto_classes_and_runs(tiny_checkpoint, family):
         out = model(**inputs, use_cache=True, logits_to_keep=1)
     seq = inputs["input_ids"].shape[1]
     assert out.logits.shape == (1, 1, model.config.get_text_config().vocab_size)
-    assert len(out.past_key_values.layers) == 2
-    assert out.past_key_values.layers[0].values.shape == (1, 2, seq, 16)
+    assert len(kv_cache(out).layers) == 2
+    assert kv_cache(out).layers[0].values.shape == (1, 2, seq, 16)
     assert torch.isfinite(out.logits).all()
     # text only
     with torch.inference_mode():

@@ -23,9 +23,9 @@ export UV_PYTHON_DOWNLOADS := never
 
 install: $(STAMP)
 
+# uv's own wheel into a folder (a venv for it would cost more time than the whole sync).
 $(UV):
-	$(PYTHON) -m venv $(UV_HOME)
-	$(UV_HOME)/bin/pip install -q "uv==$(UV_VERSION)"
+	$(PYTHON) -m pip install -q --target $(UV_HOME) "uv==$(UV_VERSION)"
 
 $(STAMP): $(LOCK) pyproject.toml | $(UV)
 	$(UV) venv -q --clear --python $(PYTHON) $(VENV)

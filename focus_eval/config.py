@@ -14,15 +14,15 @@ Choices where the paper is ambiguous (each one a field, so it can be switched):
   normalization". "target_row" divides each target row by its own sum (the comment's
   meaning, default); "column" is what that line computes under PyTorch broadcasting: entry
   (t, j) divided by the sum of row j.
-- anchor_selection: "greedy" walks the cells by relevance and keeps a cell when it is at
-  least s_dist from every kept anchor, until k are kept (default: k then bounds the number
-  of proposals, as Table 7's k = 15 for small n_steps intends); "topk_then_filter" takes
-  the k best cells first and then drops those too close to a better one.
+- anchor_selection: "topk_then_filter" (default, the paper's words and Algorithm) takes
+  the k best cells, then drops those closer than s_dist to a better kept one, so fewer than
+  k may remain; "greedy" walks down the map until k anchors at least s_dist apart are kept
+  (see proposals.py).
 - expansion_reference: the paper's "relevance score" for ROI expansion is not defined.
-  "global" min-max normalises the map to [0, 1] and expands while the ROI mean stays at or
-  above expansion_threshold (default; consistent with Table 12b, where thresholds in
-  [0.3, 0.7] leave LLaVA-1.5's accuracy unchanged); "anchor" compares the ROI mean with
-  expansion_threshold times the anchor's own relevance.
+  "mean" (default) divides the map by its mean; "global" min-max normalises it; "max"
+  divides it by its maximum; "anchor" compares the ROI mean with expansion_threshold times
+  the anchor's min-max score. The argument from Table 12 for "mean" is in
+  `focus_eval.proposals.expansion_scores`.
 - gaussian_sigma / downsample: Sec. 3.2 names a Gaussian filter and downsampling for
   global-local models without values. sigma is in grid cells; downsampling is average
   pooling by an integer factor (a partial last block averages what it has). Factor 2 turns
@@ -66,8 +66,8 @@ class FocusConfig:
     s_dist: float = 2.0
     expansion_threshold: float = 0.5
     nms_threshold: float = 0.3
-    anchor_selection: Literal["greedy", "topk_then_filter"] = "greedy"
-    expansion_reference: Literal["global", "anchor"] = "global"
+    anchor_selection: Literal["topk_then_filter", "greedy"] = "topk_then_filter"
+    expansion_reference: Literal["mean", "global", "max", "anchor"] = "mean"
 
     # relevance map (Eq. 1-4, Fig. 7)
     layer_start: int = 21

@@ -34,7 +34,9 @@ def test_planted_target_is_found_and_counted_exactly():
     best = target.rois[target.chosen[0]]
     assert inside(RED, best.box), (best.box, RED)
     assert trace.final_layout == "crop" and trace.final_boxes == [best.box]
-    assert colour_fraction(result.final_images[0], "red") > 0.1
+    # the default expansion (map / its mean) grows the ROI to s_max = 5 cells of 50 px
+    assert best.box == [400, 200, 650, 450]
+    assert colour_fraction(result.final_images[0], "red") == pytest.approx(50 * 50 / 250**2)
     assert result.answer == "A"
 
     counters = trace.counters

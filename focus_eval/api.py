@@ -80,7 +80,9 @@ class Focus:
         family: checked against the checkpoint's model type (default: inferred from it).
         dataset: one of focus_eval.config.DATASETS or None (Table 7 rules, ICL examples).
         dtype, device, device_map, attn_implementation, processor_kwargs: passed to
-            focus_eval.model_wrappers.load_adapter.
+            focus_eval.model_wrappers.load_adapter; processor_kwargs holds the family's image
+            options, e.g. {"image_aspect": "crop"} for LLaVA-1.5 (default "pad", see
+            focus_eval.model_wrappers.llava_1_5) or {"min_pixels": ...} for Qwen2.5-VL.
         overrides: FocusConfig fields by name (strings are converted); an unknown name or a bad
             value raises ValueError before any weight is loaded.
         A Path, or a string starting with "/", "." or "~", is a local folder; anything else may

@@ -55,6 +55,9 @@ DTYPES: dict[str, torch.dtype | str] = {
     "float32": torch.float32,
 }
 ATTN_IMPLEMENTATIONS = ("sdpa", "eager", "flash_attention_2")
+# Options that `from_pretrained` gives an adapter's constructor, not its processor; a family
+# accepts those in its `adapter_options` (LLaVA-1.5: image_aspect, see llava_1_5.py).
+ADAPTER_OPTIONS = ("image_aspect",)
 # Sampling switches that greedy decoding makes meaningless; dropped rather than warned about.
 _SAMPLING_KWARGS = ("temperature", "top_p", "top_k", "typical_p", "min_p")
 
@@ -184,6 +187,8 @@ class HFAdapter:
     multi_image: ClassVar[bool]
     max_images: ClassVar[int | None]  # per prompt; None: no limit
     processor_class: ClassVar[type | None] = None  # set when the processor has a video processor
+    # the family's constructor options among ADAPTER_OPTIONS -> their values, the default first
+    adapter_options: ClassVar[dict[str, tuple[str, ...]]] = {}
 
     def __init__(self, model: PreTrainedModel, processor):
         self.model = model.eval()
@@ -209,12 +214,18 @@ class HFAdapter:
                         attn_implementation: str = "sdpa", **processor_kwargs) -> "HFAdapter":
         if device is not None and device_map is not None:
             raise ValueError("give device or device_map, not both")
+        options = {name: processor_kwargs.pop(name) for name in ADAPTER_OPTIONS if name in processor_kwargs}
+        for name, value in options.items():
+            if name not in cls.adapter_options:
+                raise ValueError(f"{name} is not an option of the {cls.family} adapter")
+            if value not in cls.adapter_options[name]:
+                raise ValueError(f"{name}={value!r}: expected one of {', '.join(cls.adapter_options[name])}")
         model = AutoModelForImageTextToText.from_pretrained(
             pretrained, dtype=resolve_dtype(dtype), device_map=device_map,
             attn_implementation=check_attn_implementation(attn_implementation))
         if device_map is None:
             model = model.to(torch.device(device) if device is not None else default_device())
-        return cls(model, load_processor(pretrained, cls.processor_class, **processor_kwargs))
+        return cls(model, load_processor(pretrained, cls.processor_class, **processor_kwargs), **options)
 
     # --- family hooks -------------------------------------------------------------------
 

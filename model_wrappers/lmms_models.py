@@ -10,7 +10,8 @@ everything a model class receives before any weights are loaded:
 - model loading (`focus_eval.model_wrappers.load_adapter`'s arguments): pretrained (default:
   the family's checkpoint), dtype, attn_implementation, device or device_map, and the
   family's processor options (Qwen2.5-VL: min_pixels, max_pixels, defaulting to lmms-eval's
-  built-in qwen2_5_vl values so that the vanilla numbers are comparable); lmms-eval's
+  built-in qwen2_5_vl values so that the vanilla numbers are comparable; LLaVA-1.5:
+  image_aspect=pad|crop, default pad, see `focus_eval.model_wrappers.llava_1_5`); lmms-eval's
   batch_size and max_batch_size;
 - FOCUS options: every `FocusConfig` field (and `layers=START-END`) except `dataset` and
   `answer_scheme`, which each document sets (its `focus_dataset`, and the task: `vstar_logits`
@@ -65,6 +66,7 @@ from focus_eval.config import DATASETS, FocusConfig, coerce_overrides, load_conf
 from focus_eval.images import ImageLoadError
 from focus_eval.model_wrappers import default_checkpoint, load_adapter, missing_local_model
 from focus_eval.model_wrappers.base import ATTN_IMPLEMENTATIONS, DTYPES
+from focus_eval.model_wrappers.llava_1_5 import IMAGE_ASPECTS
 from focus_eval.pipeline import FocusPipeline, PipelineError
 from focus_eval.tasks.record import DocRecord, FocusQuestion
 from focus_eval.tasks.schemas import SCHEMAS
@@ -83,11 +85,13 @@ class FocusModelSpec:
     class_name: str  # in this module
     aliases: tuple[str, ...] = ()
     processor_defaults: dict[str, int] = field(default_factory=dict)  # processor options and defaults
+    processor_choices: dict[str, tuple[str, ...]] = field(default_factory=dict)  # options -> values, default first
 
 
 MODEL_SPECS = (
     FocusModelSpec("llava_ov_focus", "llava_onevision", "LlavaOneVisionFocus"),
-    FocusModelSpec("llava_1_5_focus", "llava_1_5", "Llava15Focus", aliases=("llava15_focus",)),
+    FocusModelSpec("llava_1_5_focus", "llava_1_5", "Llava15Focus", aliases=("llava15_focus",),
+                   processor_choices={"image_aspect": IMAGE_ASPECTS}),
     # lmms-eval's built-in qwen2_5_vl model resizes images within these bounds
     FocusModelSpec("qwen2_5_vl_focus", "qwen2_5_vl", "Qwen25VLFocus",
                    processor_defaults={"min_pixels": 256 * 28 * 28, "max_pixels": 1605632}),
@@ -129,7 +133,7 @@ class FocusModelArgs:
     device: str | None
     batch_size: int
     device_map: str | None = None
-    processor_kwargs: dict[str, int] = field(default_factory=dict)  # the family's processor options
+    processor_kwargs: dict[str, Any] = field(default_factory=dict)  # the family's processor options
     save_maps: str | None = None  # directory for per-document pictures and traces
     resume_dir: str | None = None  # directory of finished questions' responses
     focus_overrides: dict[str, Any] = field(default_factory=dict)  # typed FocusConfig overrides
@@ -149,7 +153,7 @@ def parse_model_args(model_name: str, **kwargs: Any) -> FocusModelArgs:
     """Validate lmms-eval's keyword arguments for `model_name`; raises ValueError."""
     spec = model_spec(model_name)
     focus_names = {*FocusConfig.field_names(), "layers"} - DOCUMENT_FIELDS
-    known = {*_LOADING_ARGS, *_OUTPUT_ARGS, *spec.processor_defaults, *focus_names}
+    known = {*_LOADING_ARGS, *_OUTPUT_ARGS, *spec.processor_defaults, *spec.processor_choices, *focus_names}
     unknown = [name for name in kwargs if name not in known and not name.startswith(DATA_PREFIX)]
     if unknown:
         valid = sorted({*known, *(DATA_PREFIX + key for key in SCHEMAS)})
@@ -170,8 +174,10 @@ def parse_model_args(model_name: str, **kwargs: Any) -> FocusModelArgs:
             check_local_dataset(key, path)
             local_datasets[key] = str(path)
 
-    processor_kwargs = {name: _positive_int(model_name, name, kwargs.get(name, default))
-                        for name, default in spec.processor_defaults.items()}
+    processor_kwargs: dict[str, Any] = {name: _positive_int(model_name, name, kwargs.get(name, default))
+                                        for name, default in spec.processor_defaults.items()}
+    processor_kwargs.update({name: _choice(model_name, name, kwargs.get(name, choices[0]), choices)
+                             for name, choices in spec.processor_choices.items()})
     if processor_kwargs.get("min_pixels", 0) > processor_kwargs.get("max_pixels", float("inf")):
         raise ValueError(f"{model_name}: min_pixels={processor_kwargs['min_pixels']} exceeds "
                          f"max_pixels={processor_kwargs['max_pixels']}")

@@ -50,6 +50,8 @@ class FocusConfig:
     relevance: Literal["vv", "kk", "random"] = "vv"  # Table 3 ablations: K-K w/o RoPE, random map
     ranking: bool = True  # False: Table 3 "proposal ranking" ablation, top anchor ROI answers
     answer_scheme: Literal["generate", "logits"] = "generate"  # logits matching of C.5
+    option_format: Literal["statement", "option"] = "statement"  # what logits matching scores (statements.py)
+    option_score: Literal["mean", "sum"] = "mean"  # per-token mean (length-normalised) or summed log-probability
     target_extraction: Literal["icl", "rules"] = "icl"
     trust_empty_target_reply: bool = False  # a reply naming no object wins over rule targets (targets.py)
     dataset: str | None = None  # selects the in-context examples and the dataset rules

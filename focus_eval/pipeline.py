@@ -13,6 +13,11 @@ Choices the paper leaves open, made here:
   type-2 targets too (there are no confidences to threshold).
 - The random-map ablation draws each map from a generator seeded by the config seed, the
   question and the target, so it is reproducible and independent of process and order.
+- A type-2 target ("all boats") is asked about in the singular ("Is there a boat in the
+  image?", `singular_target`); its tokens are located where the existence template puts
+  them (`existence_prompt`).
+- Logits matching scores each option as a statement with a length-normalised score
+  (`focus_eval.statements`; switches option_format, option_score).
 """
 
 from __future__ import annotations
@@ -32,9 +37,11 @@ from focus_eval.images import to_rgb
 from focus_eval.maps import downsample_geometry, smooth_and_downsample, to_grid
 from focus_eval.proposals import ROI, propose_rois
 from focus_eval.protocol import Adapter, TargetLocationError
-from focus_eval.ranking import Ranking, existence_confidence, rank_rois, select_type2
+from focus_eval.ranking import Ranking, existence_confidence, existence_prompt, rank_rois, select_type2
 from focus_eval.relevance import DegenerateRelevanceWarning, object_relevance_map, random_relevance_map
-from focus_eval.targets import Target, TargetSet, icl_prompt, options_from_prompt, question_from_prompt, resolve_targets
+from focus_eval.statements import option_statement
+from focus_eval.targets import (Target, TargetSet, icl_prompt, options_from_prompt, question_from_prompt,
+                                resolve_targets, singular_target)
 from focus_eval.trace import RoiTrace, TargetTrace, Trace
 
 
@@ -128,11 +135,13 @@ class FocusPipeline:
     def _search_target(self, image: Image.Image, question: str, target: Target, layers: range,
                        cfg: FocusConfig, meter: Meter,
                        target_trace: TargetTrace) -> list[tuple[int, int, int, int]]:
-        prompt = cfg.existence_prompt.format(target=target.name)
+        phrase = singular_target(target.name) if target.all_instances else target.name
+        prompt, offset = existence_prompt(cfg.existence_prompt, phrase)
+        target_trace.existence_prompt = prompt
         with meter.stage("relevance"):
             try:
-                prefill = self.adapter.prefill(image, prompt, target.name, layers,
-                                               with_keys=cfg.relevance == "kk")
+                prefill = self.adapter.prefill(image, prompt, phrase, layers, with_keys=cfg.relevance == "kk",
+                                               target_offset=offset)
             except TargetLocationError as error:
                 target_trace.notes.append(f"target not located in the prompt tokens: {error}")
                 return []
@@ -197,9 +206,14 @@ class FocusPipeline:
             options = list(options) if options is not None else options_from_prompt(prompt)
             if not options:
                 raise ValueError("answer_scheme=logits needs answer options; none found in the prompt")
-            scored = self.adapter.option_scores(final.images, question, [text for _, text in options])
+            texts = [option_statement(question, text) if cfg.option_format == "statement" else text
+                     for _, text in options]
+            scored = self.adapter.option_scores(final.images, question, texts)
             meter.add(scored.cost)
-            return options[int(np.argmax(scored.scores))][0]
+            scores = np.asarray(scored.scores)
+            if cfg.option_score == "mean":
+                scores = scores / np.asarray(scored.token_counts)
+            return options[int(np.argmax(scores))][0]
         generation = self.adapter.generate(final.images, prompt, max_new_tokens=max_new_tokens,
                                            **gen_kwargs)
         meter.add(generation.cost)

@@ -109,9 +109,11 @@ class Generation:
 
 @dataclass
 class OptionScores:
-    """Log-likelihood of each answer option's text after the prompt (logits matching, C.5)."""
+    """Log-likelihood of each answer option's text after the prompt (logits matching, C.5):
+    scores[i] is the summed log-probability of option i's tokens, token_counts[i] their number."""
 
     scores: list[float]
+    token_counts: list[int]
     cost: PassCost
 
 
@@ -126,9 +128,11 @@ class Adapter(Protocol):
     device: torch.device  # where the model takes its inputs (the input embeddings' device)
 
     def prefill(self, image: Image.Image, prompt: str, target: str, layers: Sequence[int],
-                with_keys: bool = False) -> Prefill:
+                with_keys: bool = False, target_offset: int | None = None) -> Prefill:
         """Run the model on `prompt` (which contains `target` verbatim) and `image`.
 
+        target_offset: where `target` starts in `prompt` (the pipeline knows it from the
+        existence template); None: its first occurrence.
         Raises TargetLocationError when the target's tokens cannot be found."""
         ...
 
@@ -144,5 +148,5 @@ class Adapter(Protocol):
 
     def option_scores(self, images: Sequence[Image.Image], prompt: str,
                       options: Sequence[str]) -> OptionScores:
-        """Summed log-probability of each option's tokens after the prompt."""
+        """Summed log-probability and number of each option's tokens after the prompt."""
         ...

@@ -25,6 +25,7 @@ class RoiTrace:
 class TargetTrace:
     name: str
     all_instances: bool  # "all X": a type-2 target
+    existence_prompt: str = ""  # what the relevance pass and the existence checks asked (type 2: singular)
     relevance_map: list[list[float]] = field(default_factory=list)  # [h, w] map the ROIs came from
     cell_boxes: list[list[list[float]]] = field(default_factory=list)  # [h][w] -> (x0, y0, x1, y1)
     full_image_confidence: float | None = None  # Eq. 5 of the relevance pass (whole image)

@@ -9,14 +9,17 @@ positions form the relevance grid and where its cells lie in the original image)
 
 Choices made here (the paper is silent):
 - The target's tokens are those whose character span (fast-tokenizer offsets) overlaps the
-  first occurrence of the target inside the prompt, inside the final templated text. A token
-  that also covers neighbouring characters (" cat" with its space, "cat?" merged) counts.
+  target inside the prompt, inside the final templated text: at the offset the caller gives
+  (the pipeline knows it from the existence template, so a target such as "a" is never taken
+  from the template's own words), else at its first occurrence. A token that also covers
+  neighbouring characters (" cat" with its space, "cat?" merged) counts.
 - An answer word ("Yes", "No", an option's text) follows the generation prompt directly when
   the template ends in whitespace, else after one space, as a model writes it ("ASSISTANT: Yes",
   "assistant\\nYes"). "Yes"/"No" are the first tokens of those answers.
 - Decoding is greedy: sampling parameters in gen_kwargs are ignored, do_sample=True is refused.
 - option_scores appends each option after the generation prompt and sums the log-probabilities
-  of the tokens overlapping the option's characters; one forward pass per option.
+  of the tokens overlapping the option's characters (and counts them, for a length-normalised
+  score); one forward pass per option.
 - FLOPs of a batched call count each prompt's own tokens, not its padding.
 """
 
@@ -135,17 +138,23 @@ def load_processor(pretrained: str | Path, processor_class: type | None = None, 
 # token bookkeeping (pure functions of a tokenizer and strings)
 
 
-def locate_in_prompt(text: str, prompt: str, phrase: str) -> tuple[int, int]:
+def locate_in_prompt(text: str, prompt: str, phrase: str, offset: int | None = None) -> tuple[int, int]:
     """Character span [start, end) of `phrase` inside `prompt`, inside the templated `text`.
 
-    The first occurrence counts; surrounding whitespace of `phrase` is ignored and a
-    case-insensitive match is accepted when no exact one exists."""
+    offset: where `phrase` starts in `prompt`, checked; None: the first occurrence counts, and
+    a case-insensitive match is accepted when no exact one exists. Surrounding whitespace of
+    `phrase` is ignored."""
     needle = phrase.strip()
     if not needle:
         raise TargetLocationError(f"empty target phrase {phrase!r}")
     prompt_start = text.find(prompt)
     if prompt_start < 0:
         raise TargetLocationError("the chat template changed the prompt; it is not verbatim in the templated text")
+    if offset is not None:
+        offset += len(phrase) - len(phrase.lstrip())
+        if prompt[offset:offset + len(needle)] != needle:
+            raise TargetLocationError(f"target {needle!r} is not at offset {offset} of the prompt {prompt!r}")
+        return prompt_start + offset, prompt_start + offset + len(needle)
     offset = prompt.find(needle)
     if offset < 0:
         offset = prompt.casefold().find(needle.casefold())
@@ -349,11 +358,11 @@ class HFAdapter:
     # --- protocol -------------------------------------------------------------------------
 
     def prefill(self, image: Image.Image, prompt: str, target: str, layers: Sequence[int],
-                with_keys: bool = False) -> Prefill:
+                with_keys: bool = False, target_offset: int | None = None) -> Prefill:
         image = self.one_image(image)
         layers = self._check_layers(layers)
         text = self.chat_text(prompt, num_images=1)
-        start, end = locate_in_prompt(text, prompt, target)
+        start, end = locate_in_prompt(text, prompt, target, target_offset)
         inputs = self.encode([text], [image])
         target_positions = self.span_positions(text, inputs["input_ids"][0], start, end)
         visual_positions, geometry = self.visual_layout(inputs, image)
@@ -416,7 +425,7 @@ class HFAdapter:
             raise AdapterInputError(f"options must be non-empty strings, got {list(options)!r}")
         prefix = self.chat_text(prompt, num_images=len(images))
         prefix += answer_separator(prefix)
-        scores, flops, total_tokens = [], 0.0, 0
+        scores, counts, flops, total_tokens = [], [], 0.0, 0
         for option in options:
             text = prefix + option
             inputs = self.encode([text], images)
@@ -427,9 +436,10 @@ class HFAdapter:
             log_probs = torch.log_softmax(logits[positions - first], dim=-1)  # [s, vocab]
             tokens = inputs["input_ids"][0, positions]  # [s]
             scores.append(float(log_probs.gather(-1, tokens[:, None]).sum()))
+            counts.append(len(positions))
             cost = self.pass_cost(inputs, logit_rows=seq - first + 1)
             flops, total_tokens = flops + cost.flops, total_tokens + cost.tokens
-        return OptionScores(scores=scores, cost=PassCost(passes=len(options), batches=len(options),
+        return OptionScores(scores=scores, token_counts=counts, cost=PassCost(passes=len(options), batches=len(options),
                                                          flops=flops, tokens=total_tokens))
 
     def _check_layers(self, layers: Sequence[int]) -> list[int]:

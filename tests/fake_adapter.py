@@ -52,11 +52,15 @@ class FakeAdapter:
                                                           "generate": 0, "option_scores": 0, "with_keys": 0})
     fail_generate_with_images: bool = False
     locatable: bool = True
+    prefills: list = field(default_factory=list)  # (prompt, target, target_offset) of every prefill
+    scored: list = field(default_factory=list)  # the options of every option_scores call
 
-    def prefill(self, image, prompt, target, layers, with_keys=False):
-        if not self.locatable or target not in prompt:
+    def prefill(self, image, prompt, target, layers, with_keys=False, target_offset=None):
+        if not self.locatable or target not in prompt or (
+                target_offset is not None and not prompt.startswith(target, target_offset)):
             raise TargetLocationError(f"{target!r} not found in the tokens of {prompt!r}")
         self.calls["prefill"] += 1
+        self.prefills.append((prompt, target, target_offset))
         rows, cols = self.grid_shape
         geometry = GridGeometry.uniform(image.size, self.grid_shape)
         prefix, num_visual = 3, rows * cols
@@ -103,10 +107,14 @@ class FakeAdapter:
         return Generation(text=text, cost=PassCost(passes=1, batches=1, flops=PASS_FLOPS, tokens=20))
 
     def option_scores(self, images, prompt, options):
+        """Summed "log-probability" 0 for the option whose last word names what the images
+        show (red or not), -1 per word for the others."""
         self.calls["option_scores"] += 1
+        self.scored.append(list(options))
         red = any(colour_fraction(im, "red") > 0 for im in images)
-        scores = [1.0 if (option == "red") == red else 0.0 for option in options]
-        return OptionScores(scores=scores, cost=PassCost(passes=len(options), batches=len(options),
+        words = [option.rstrip(".").split() for option in options]
+        scores = [0.0 if (w[-1] == "red") == red else -float(len(w)) for w in words]
+        return OptionScores(scores=scores, token_counts=[len(w) for w in words], cost=PassCost(passes=len(options), batches=len(options),
                                                          flops=PASS_FLOPS * len(options), tokens=0))
 
     @staticmethod

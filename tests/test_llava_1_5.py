@@ -21,6 +21,7 @@ from focus_eval.config import load_config
 from focus_eval.model_wrappers import base as adapter_base
 from focus_eval.model_wrappers.llava_1_5 import Llava15Adapter, covered_box, pad_to_square
 from focus_eval.pipeline import FocusPipeline
+from focus_eval.ranking import existence_prompt
 from focus_eval.protocol import Adapter, TargetLocationError
 
 FAMILY = "llava_1_5"
@@ -294,6 +295,17 @@ def test_target_located(adapter, prompt, target):
     decoded = adapter.tokenizer.decode(input_ids[positions])
     assert decoded.strip().lower() == target.strip().lower()
     assert positions[0] > prefill.visual_positions.max()  # inside the user's text, after the image
+
+
+def test_target_found_at_the_templates_offset_not_in_its_words(adapter):
+    # "the" also begins the template's "there": the offset points at the target's field
+    prompt, offset = existence_prompt(PROMPT.replace("{}", "{target}"), "the")
+    prefill = adapter.prefill(noise_image(40, 40), prompt, "the", [0], target_offset=offset)
+    searched = adapter.prefill(noise_image(40, 40), prompt, "the", [0])
+    ids = adapter.encode([adapter.chat_text(prompt, 1)], [noise_image(40, 40)])["input_ids"][0]
+    assert adapter.tokenizer.decode(ids[prefill.target_positions]).strip() == "the"
+    assert "there" in adapter.tokenizer.decode(ids[searched.target_positions])  # the old first-match reading
+    assert prefill.target_positions.min() > searched.target_positions.max()
 
 
 def test_target_not_in_prompt(adapter):

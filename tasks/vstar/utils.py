@@ -11,9 +11,10 @@ columns of `vstar` itself. Two choices where the `text` field could be read diff
   options, so it neither ends up in the last option nor appears twice in the prompt.
 
 `vstar_logits` (C.5 of the paper) asks the bare question and leaves the choice to the model:
-it scores every option text (`focus_options`) as a continuation and answers the letter of
-the best one. The lmms-lab-encoder copy of V*Bench has no sentence reformulations of the
-options ("The color of the car is red."), so the option texts themselves are scored.
+it scores every option (`focus_options`) as a continuation and answers the letter of the best
+one. The lmms-lab-encoder copy of V*Bench has no sentence reformulations of the options ("The
+color of the car is red."); the model rebuilds them from V*Bench's two question forms and
+scores their mean log-probability per token (`focus_eval.statements`).
 """
 
 from __future__ import annotations

@@ -23,6 +23,15 @@ Choices where the paper is ambiguous (each one a field, so it can be switched):
   divides it by its maximum; "anchor" compares the ROI mean with expansion_threshold times
   the anchor's min-max score. The argument from Table 12 for "mean" is in
   `focus_eval.proposals.expansion_scores`.
+- final_texts / final_images_alone (global-local models' multi-image final input, A.5):
+  interleave a short text after each image saying what it shows (ZoomEye's strategy, which the
+  paper follows; wording in compose.py); and encode every image as the model encodes an image
+  alone (LLaVA-OneVision: anyres) rather than in its multi-image form, where HF OneVision
+  gives each image one 384 px tile and an 8K crop of ~775 px would be halved. For the second:
+  the existence check ranked the crop as seen alone, A.3 sizes s_max so that a crop spans
+  1-2x the base resolution, and ZoomEye's zoomed view went through anyres; against it,
+  OneVision trained its multi-image data at base resolution, and the answer's prefill gets
+  longer (tflops, not fp). Qwen2.5-VL sees every image at native resolution either way.
 - gaussian_sigma / downsample: Sec. 3.2 names a Gaussian filter and downsampling for
   global-local models without values. sigma is in grid cells; downsampling is average
   pooling by an integer factor (a partial last block averages what it has). Factor 2 turns
@@ -83,6 +92,8 @@ class FocusConfig:
     t_type2: float = 0.5
     t_obj_dist: float = 1200.0
     canvas_size: int = 672
+    final_texts: bool = True  # multi-image final input: a short text after each image (compose.py)
+    final_images_alone: bool = True  # ... every image encoded as if alone in its prompt (OneVision: anyres)
     existence_prompt: str = "Is there a {target} in the image? Answer Yes or No."
     target_max_new_tokens: int = 64
 

@@ -85,6 +85,7 @@ class FocusPipeline:
                      else self._search(image, question, cfg, meter, trace))
             trace.final_layout = final.layout
             trace.final_boxes = [list(b) for b in final.boxes]
+            trace.final_texts = list(final.texts) if cfg.final_texts else []
             with meter.stage("answer"):
                 trace.answer = self._final_answer(final, prompt, question, options, cfg,
                                                   max_new_tokens, gen_kwargs or {}, meter, trace)
@@ -114,13 +115,14 @@ class FocusPipeline:
             trace.targets.append(target_trace)
             chosen.append(self._search_target(image, question, target, layers, cfg, meter, target_trace))
 
+        names = [target.name if target.all_instances else f"the {target.name}" for target in targets.targets]
         with meter.stage("answer"):
-            return self._compose(image, chosen, targets.question_type, cfg)
+            return self._compose(image, chosen, targets.question_type, cfg, names)
 
     def _compose(self, image: Image.Image, chosen: list[list[tuple[int, int, int, int]]], question_type: int,
-                 cfg: FocusConfig) -> FinalInput:
+                 cfg: FocusConfig, names: list[str] | None = None) -> FinalInput:
         return compose_final_input(image, chosen, question_type=question_type, multi_image=self.adapter.multi_image,
-                                   t_obj_dist=cfg.t_obj_dist, canvas_size=cfg.canvas_size)
+                                   t_obj_dist=cfg.t_obj_dist, canvas_size=cfg.canvas_size, names=names)
 
     def _extract_targets(self, question: str, cfg: FocusConfig, meter: Meter) -> TargetSet:
         reply = None
@@ -208,17 +210,22 @@ class FocusPipeline:
                 raise ValueError("answer_scheme=logits needs answer options; none found in the prompt")
             texts = [option_statement(question, text) if cfg.option_format == "statement" else text
                      for _, text in options]
-            scored = self.adapter.option_scores(final.images, question, texts)
+            scored = self.adapter.option_scores(final.images, question, texts, **self._final_options(final, cfg))
             meter.add(scored.cost)
             scores = np.asarray(scored.scores)
             if cfg.option_score == "mean":
                 scores = scores / np.asarray(scored.token_counts)
             return options[int(np.argmax(scores))][0]
         generation = self.adapter.generate(final.images, prompt, max_new_tokens=max_new_tokens,
-                                           **gen_kwargs)
+                                           **self._final_options(final, cfg), **gen_kwargs)
         meter.add(generation.cost)
         return generation.text
 
+    @staticmethod
+    def _final_options(final: FinalInput, cfg: FocusConfig) -> dict:
+        """How the adapter shows the final images: interleaved texts, each image alone (config.py)."""
+        return {"image_texts": final.texts if cfg.final_texts and final.texts else None,
+                "each_image_alone": cfg.final_images_alone and len(final.images) > 1}
 
 def _roi_trace(roi: ROI, confidence: float | None) -> RoiTrace:
     return RoiTrace(anchor=list(roi.anchor), anchor_score=float(roi.anchor_score),

@@ -141,12 +141,17 @@ class Adapter(Protocol):
         ...
 
     def generate(self, images: Sequence[Image.Image], prompt: str, max_new_tokens: int,
-                 stop: Sequence[str] = (), **gen_kwargs) -> Generation:
+                 stop: Sequence[str] = (), image_texts: Sequence[str] | None = None,
+                 each_image_alone: bool = False, **gen_kwargs) -> Generation:
         """Greedy answer to `prompt` given zero or more images (zero: text-only); decoding
-        ends at the first of the `stop` strings, which is not part of the text."""
+        ends at the first of the `stop` strings, which is not part of the text.
+
+        image_texts: one text per image, placed right after it (interleaved), before `prompt`.
+        each_image_alone: encode every image as the model encodes an image alone in its prompt
+        (LLaVA-OneVision: anyres), not in the model's multi-image form (one base tile each)."""
         ...
 
-    def option_scores(self, images: Sequence[Image.Image], prompt: str,
-                      options: Sequence[str]) -> OptionScores:
+    def option_scores(self, images: Sequence[Image.Image], prompt: str, options: Sequence[str],
+                      image_texts: Sequence[str] | None = None, each_image_alone: bool = False) -> OptionScores:
         """Summed log-probability and number of each option's tokens after the prompt."""
         ...

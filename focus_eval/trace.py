@@ -48,6 +48,7 @@ class Trace:
     targets: list[TargetTrace] = field(default_factory=list)
     final_layout: str = "full"
     final_boxes: list[Box] = field(default_factory=list)
+    final_texts: list[str] = field(default_factory=list)  # text after each final image (multi-image input)
     answer: str | None = None
     counters: Counters = field(default_factory=Counters)
     notes: list[str] = field(default_factory=list)

@@ -27,8 +27,9 @@ from __future__ import annotations
 
 import importlib.util
 import inspect
+import os
 from contextlib import contextmanager
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Iterator, Sequence
 
@@ -275,13 +276,39 @@ class HFAdapter:
 
     # --- shared helpers -------------------------------------------------------------------
 
-    def chat_text(self, prompt: str, num_images: int) -> str:
+    def chat_text(self, prompt: str, num_images: int, image_texts: Sequence[str] | None = None) -> str:
+        """The templated user turn: `num_images` images, then `prompt`; with `image_texts`, each
+        image followed by its text (interleaved; the family's template may put images first)."""
+        if image_texts is not None:
+            if len(image_texts) != num_images:
+                raise AdapterInputError(f"{len(image_texts)} image texts for {num_images} images")
+            placeholder = self.image_placeholder
+            separator = "" if placeholder[-1:].isspace() else "\n"
+            prompt = "".join(f"{placeholder}{separator}{text}\n" for text in image_texts) + prompt
+            num_images = 0
         content = [{"type": "image"}] * num_images + [{"type": "text", "text": prompt}]
         return self.processor.apply_chat_template([{"role": "user", "content": content}],
                                                   add_generation_prompt=True, tokenize=False)
 
-    def encode(self, texts: Sequence[str], images: Sequence[Image.Image]) -> BatchFeature:
-        """Processor outputs for `texts` (left-padded) and the images they reference, in order."""
+    @cached_property
+    def image_placeholder(self) -> str:
+        """What the chat template writes for one image: the difference between a user turn
+        templated with one image and without."""
+        marker = "\x00"
+        with_image, without = self.chat_text(marker, 1), self.chat_text(marker, 0)
+        start = len(os.path.commonprefix([with_image, without]))
+        end = len(os.path.commonprefix([with_image[start:][::-1], without[start:][::-1]]))
+        placeholder = with_image[start:len(with_image) - end]
+        if self.processor.image_token not in placeholder:
+            raise RuntimeError(f"{self.family}: the chat template writes no image token for an image ({placeholder!r})")
+        return placeholder
+
+    def encode(self, texts: Sequence[str], images: Sequence[Image.Image],
+               each_image_alone: bool = False) -> BatchFeature:
+        """Processor outputs for `texts` (left-padded) and the images they reference, in order.
+
+        each_image_alone: encode every image as an image alone in its prompt, also when a prompt
+        references several (families with a multi-image form, LLaVA-OneVision, override this)."""
         inputs = self.processor(text=list(texts), images=list(images) or None, padding=True, return_tensors="pt")
         return BatchFeature({key: value.to(self.device, dtype=self.dtype if value.is_floating_point() else None)
                              for key, value in inputs.items()})
@@ -387,8 +414,10 @@ class HFAdapter:
         return YesNo(logits=logits, cost=self.pass_cost(inputs))
 
     def generate(self, images: Sequence[Image.Image], prompt: str, max_new_tokens: int,
-                 stop: Sequence[str] = (), **gen_kwargs) -> Generation:
-        """Greedy reply; generation ends at the first of the `stop` strings, which is cut off."""
+                 stop: Sequence[str] = (), image_texts: Sequence[str] | None = None,
+                 each_image_alone: bool = False, **gen_kwargs) -> Generation:
+        """Greedy reply; generation ends at the first of the `stop` strings, which is cut off.
+        image_texts, each_image_alone: see `chat_text` and `encode`."""
         images = self.check_images(images)
         if gen_kwargs.pop("do_sample", False):
             raise AdapterInputError("decoding is greedy; do_sample=True is not supported")
@@ -397,7 +426,7 @@ class HFAdapter:
         stop = tuple(s for s in stop if s)
         if stop:
             gen_kwargs["stopping_criteria"] = self.stopping_criteria(stop)
-        inputs = self.encode([self.chat_text(prompt, num_images=len(images))], images)
+        inputs = self.encode([self.chat_text(prompt, len(images), image_texts)], images, each_image_alone)
         with torch.inference_mode():
             output = self.model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
                                          pad_token_id=self.tokenizer.pad_token_id, **gen_kwargs)
@@ -418,17 +447,17 @@ class HFAdapter:
             self._stopping[stop] = StoppingCriteriaList([StopStringCriteria(self.tokenizer, list(stop))])
         return self._stopping[stop]
 
-    def option_scores(self, images: Sequence[Image.Image], prompt: str,
-                      options: Sequence[str]) -> OptionScores:
+    def option_scores(self, images: Sequence[Image.Image], prompt: str, options: Sequence[str],
+                      image_texts: Sequence[str] | None = None, each_image_alone: bool = False) -> OptionScores:
         images = self.check_images(images)
         if not options or any(not option.strip() for option in options):
             raise AdapterInputError(f"options must be non-empty strings, got {list(options)!r}")
-        prefix = self.chat_text(prompt, num_images=len(images))
+        prefix = self.chat_text(prompt, len(images), image_texts)
         prefix += answer_separator(prefix)
         scores, counts, flops, total_tokens = [], [], 0.0, 0
         for option in options:
             text = prefix + option
-            inputs = self.encode([text], images)
+            inputs = self.encode([text], images, each_image_alone)
             positions = self.span_positions(text, inputs["input_ids"][0], len(prefix), len(text)).to(self.device)
             first, seq = int(positions[0]), inputs["input_ids"].shape[1]
             # logits at position t predict token t + 1; keep rows first - 1 .. seq - 1

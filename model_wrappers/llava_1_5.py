@@ -69,12 +69,13 @@ class Llava15Adapter(HFAdapter):
                               padded=self.image_aspect == "pad")
         return positions, GridGeometry.uniform(image.size, (self.grid_side, self.grid_side), covered)
 
-    def encode(self, texts: Sequence[str], images: Sequence[Image.Image]) -> BatchFeature:
+    def encode(self, texts: Sequence[str], images: Sequence[Image.Image],
+               each_image_alone: bool = False) -> BatchFeature:
         """Every image padded to a square first when image_aspect is "pad" (module docstring)."""
         if self.image_aspect == "pad":
             fill = tuple(int(channel * 255) for channel in self.processor.image_processor.image_mean)
             images = [pad_to_square(image, fill) for image in images]
-        return super().encode(texts, images)
+        return super().encode(texts, images, each_image_alone)
 
     def vision_flops(self, inputs: BatchFeature) -> int:
         """Per image: the CLIP tower over P patches + CLS and the projector (flops.llava_vision_flops)."""

@@ -54,6 +54,7 @@ class FakeAdapter:
     locatable: bool = True
     prefills: list = field(default_factory=list)  # (prompt, target, target_offset) of every prefill
     scored: list = field(default_factory=list)  # the options of every option_scores call
+    final_calls: list = field(default_factory=list)  # (image sizes, image_texts, each_image_alone) of answers
 
     def prefill(self, image, prompt, target, layers, with_keys=False, target_offset=None):
         if not self.locatable or target not in prompt or (
@@ -96,8 +97,11 @@ class FakeAdapter:
         return YesNo(logits=logits, cost=PassCost(passes=len(images), batches=1,
                                                   flops=PASS_FLOPS * len(images), tokens=10 * len(images)))
 
-    def generate(self, images: Sequence[Image.Image], prompt: str, max_new_tokens: int, stop=(), **gen_kwargs):
+    def generate(self, images: Sequence[Image.Image], prompt: str, max_new_tokens: int, stop=(), image_texts=None,
+                 each_image_alone=False, **gen_kwargs):
         self.calls["generate"] += 1
+        if images:
+            self.final_calls.append(([im.size for im in images], image_texts, each_image_alone))
         if not images:
             text = min((self.reply.split(s)[0] for s in stop), key=len, default=self.reply)
         elif self.fail_generate_with_images:
@@ -106,7 +110,7 @@ class FakeAdapter:
             text = "A" if any(colour_fraction(im, "red") > 0 for im in images) else "B"
         return Generation(text=text, cost=PassCost(passes=1, batches=1, flops=PASS_FLOPS, tokens=20))
 
-    def option_scores(self, images, prompt, options):
+    def option_scores(self, images, prompt, options, image_texts=None, each_image_alone=False):
         """Summed "log-probability" 0 for the option whose last word names what the images
         show (red or not), -1 per word for the others."""
         self.calls["option_scores"] += 1

@@ -158,7 +158,7 @@ def test_logits_matching_scores_the_options_as_statements():
 class FixedScores(FakeAdapter):
     """Option A: 2 tokens summing to -2; option B: 6 tokens summing to -3."""
 
-    def option_scores(self, images, prompt, options):
+    def option_scores(self, images, prompt, options, **image_options):
         return OptionScores(scores=[-2.0, -3.0], token_counts=[2, 6], cost=PassCost(2, 2, 2e9, 0))
 
 
@@ -168,6 +168,20 @@ def test_logits_matching_normalises_by_length(option_score, answer):
     config_ = config(answer_scheme="logits", option_score=option_score)
     assert FocusPipeline(FixedScores(), config_).answer(scene(SIZE, {"red": [RED]}), PROMPT).answer == answer
     assert FocusConfig().option_score == "mean" and FocusConfig().option_format == "statement"
+
+
+@pytest.mark.parametrize("final_texts, final_images_alone", [(True, True), (False, False)])
+def test_multi_image_answer_is_interleaved_and_each_image_alone(final_texts, final_images_alone):
+    adapter = FakeAdapter(multi_image=True)
+    config_ = config(final_texts=final_texts, final_images_alone=final_images_alone)
+    trace = FocusPipeline(adapter, config_).answer(scene(SIZE, {"red": [RED]}), PROMPT).trace
+    (sizes, texts, alone), = adapter.final_calls
+    assert trace.final_layout == "global+crops" and sizes[0] == SIZE and len(sizes) == 2
+    expected = ["Image 1 is the full image; red outlines mark the region shown enlarged in the next image.",
+                "Image 2 is an enlarged view of the region with the red square."]
+    assert texts == (expected if final_texts else None) and trace.final_texts == (expected if final_texts else [])
+    assert alone is final_images_alone
+    assert FocusConfig().final_texts and FocusConfig().final_images_alone
 
 
 def test_type2_targets_are_asked_about_in_the_singular_at_the_templates_offset():

@@ -53,6 +53,12 @@ class Trace:
     counters: Counters = field(default_factory=Counters)
     notes: list[str] = field(default_factory=list)
     error: str | None = None  # set when the question failed; everything before it is kept
+    # ground truth, when the benchmark has it (V*Bench); recall readings: focus_eval/recall.py
+    gt_boxes: list[list[float]] = field(default_factory=list)  # (x0, y0, x1, y1) original pixels
+    gt_names: list[str] = field(default_factory=list)
+    roi_recall: float | None = None  # share of GT boxes hit by a searched (checked or chosen) ROI
+    roi_recall_proposed: float | None = None  # ... by any proposed ROI
+    roi_recall_chosen: float | None = None  # ... by a chosen ROI
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)

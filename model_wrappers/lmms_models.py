@@ -68,6 +68,7 @@ from focus_eval.model_wrappers import default_checkpoint, load_adapter, missing_
 from focus_eval.model_wrappers.base import ATTN_IMPLEMENTATIONS, DTYPES
 from focus_eval.model_wrappers.llava_1_5 import IMAGE_ASPECTS
 from focus_eval.pipeline import FocusPipeline, PipelineError
+from focus_eval.recall import add_recall
 from focus_eval.tasks.record import DocRecord, FocusQuestion
 from focus_eval.tasks.schemas import SCHEMAS
 from focus_eval.tasks.sources import check_local_dataset, register_local_dataset
@@ -354,7 +355,8 @@ class FocusRequest:
                    "context": self.context, "config": self.config.to_dict(),
                    "decoding": [self.decoding.max_new_tokens, self.decoding.stop]}
         if self.question is not None:
-            payload.update(question=[self.question.question, self.question.options, self.question.error],
+            payload.update(question=[self.question.question, self.question.options, self.question.error,
+                                     self.question.gt_boxes],
                            image=_digest(self.doc[SCHEMAS[self.question.dataset].image_column]))
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
@@ -465,14 +467,17 @@ class FocusModel(lmms):
                 max_new_tokens=request.decoding.max_new_tokens, gen_kwargs={"stop": list(request.decoding.stop)},
                 config=request.config)
         except PipelineError as error:
+            recall = _recall(question, error.trace)
             self._save_maps(request, error.trace, image, [])
-            return self._failure(request, error, error.trace.counters), False
+            return self._failure(request, error, error.trace.counters, recall), False
+        recall = _recall(question, result.trace)
         self._save_maps(request, result.trace, image, result.final_images)
         if question is None:
             return result.answer, True
         trace = result.trace
         return DocRecord.success(result.answer, trace.counters, targets=[t.name for t in trace.targets],
-                                 final_layout=trace.final_layout, final_boxes=trace.final_boxes).to_response(), True
+                                 final_layout=trace.final_layout, final_boxes=trace.final_boxes,
+                                 **recall).to_response(), True
 
     def pipeline(self) -> FocusPipeline:
         """The FOCUS pipeline, loading the weights at the first call."""
@@ -490,9 +495,9 @@ class FocusModel(lmms):
 
     # --- helpers ------------------------------------------------------------------------------
 
-    def _failure(self, request: FocusRequest, error: Exception, counters=None) -> str:
+    def _failure(self, request: FocusRequest, error: Exception, counters=None, details: dict | None = None) -> str:
         if request.question is not None:
-            return DocRecord.failure(error, counters).to_response()
+            return DocRecord.failure(error, counters, **(details or {})).to_response()
         logger.error(f"{request.task} doc {request.doc_id} failed and answers nothing: {error}")
         return ""
 
@@ -518,6 +523,13 @@ class FocusModel(lmms):
             changed = [f"{k}={v!r}" for k, v in config.items() if k != "dataset" and first[k] != v]
             parts.append(f"{name}: as {first_name}" + (f" but {', '.join(changed)}" if changed else ""))
         return "; ".join(parts)
+
+
+def _recall(question: FocusQuestion | None, trace) -> dict[str, float | None]:
+    """The question's ROI recall readings, recorded in the trace too; {} without GT boxes."""
+    if question is None or not question.gt_boxes:
+        return {}
+    return add_recall(trace, question.gt_boxes, question.gt_names)
 
 
 def _digest(value: Any) -> str:

@@ -32,6 +32,12 @@ Choices where the paper is ambiguous (each one a field, so it can be switched):
   1-2x the base resolution, and ZoomEye's zoomed view went through anyres; against it,
   OneVision trained its multi-image data at base resolution, and the answer's prefill gets
   longer (tflops, not fp). Qwen2.5-VL sees every image at native resolution either way.
+- option_format / option_score: logits matching (C.5) scores each option as a statement,
+  by its mean log-probability per token (focus_eval/statements.py).
+- Not here: LLaVA-1.5's image_aspect (pad | crop, default pad) is an option of the adapter
+  (`--model_args image_aspect=crop`, `Focus.from_pretrained(..., processor_kwargs=...)`,
+  `focus-eval --image-aspect`): it decides the pixels of every model call, vanilla's too
+  (model_wrappers/llava_1_5.py).
 - gaussian_sigma / downsample: Sec. 3.2 names a Gaussian filter and downsampling for
   global-local models without values. sigma is in grid cells; downsampling is average
   pooling by an integer factor (a partial last block averages what it has). Factor 2 turns

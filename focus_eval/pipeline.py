@@ -225,7 +225,8 @@ class FocusPipeline:
     def _final_options(final: FinalInput, cfg: FocusConfig) -> dict:
         """How the adapter shows the final images: interleaved texts, each image alone (config.py)."""
         return {"image_texts": final.texts if cfg.final_texts and final.texts else None,
-                "each_image_alone": cfg.final_images_alone and len(final.images) > 1}
+                "each_image_alone": cfg.final_images_alone}
+
 
 def _roi_trace(roi: ROI, confidence: float | None) -> RoiTrace:
     return RoiTrace(anchor=list(roi.anchor), anchor_score=float(roi.anchor_score),

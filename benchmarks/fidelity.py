@@ -8,12 +8,14 @@ computed here, per question, from the pipeline's traces and counters:
 
 1. Demo data: the tiny untrained LLaVA-OneVision of `make demo` on the tiny V*Bench (with its
    GT boxes) and HRBench-4K copies at the benchmarks' sizes: forward passes of the search per
-   question, ROIs per target (proposed, checked), ROI side in pixels, the final input's image
-   count, and the V*Bench ROI recall (focus_eval.recall: searched / proposed / chosen). The
+   question, ROIs per target (proposed, checked), ROI side in pixels, the regions the final
+   input shows (multi-image: the full view + the crops; LLaVA-1.5: the crop, union or canvas
+   tiles), and the V*Bench ROI recall (focus_eval.recall: searched / proposed / chosen). The
    model is untrained: its maps are near uniform, its existence checks and answers noise.
 2. Planted images: tests/fake_adapter.py's adapter, whose value cache carries the target's
    vector on the cells of the red squares (plus noise), on V*Bench-sized scenes (2246x1582)
-   with a LLaVA-1.5-like 24x24 grid and a OneVision-like 40x56 grid; each object fills 90 % of
+   with a LLaVA-1.5-like 24x24 grid (one final image) and a OneVision-like 40x56 grid (global
+   view + crops); each object fills 90 % of
    one cell; the existence check says "Yes" when a crop shows at least a quarter of an object's
    red pixels (`Planted`). Type 1: one red square and three blue decoys that outrank it on the
    map; type 2 ("how many"): three red squares. Same columns; recall against the red squares.
@@ -95,7 +97,7 @@ def question_stats(trace) -> dict:
         "checked": [sum(r.confidence is not None for r in t.rois) for t in trace.targets],
         "roi_side": sides,
         "chosen_side": [max(r.box[2] - r.box[0], r.box[3] - r.box[1]) for r in chosen],
-        "final_images": len(trace.final_boxes),
+        "final_regions": len(trace.final_boxes),
         "map_cells": [len(t.relevance_map) * len(t.relevance_map[0]) for t in trace.targets if t.relevance_map],
         "degenerate": sum(any("uniform" in note for note in t.notes) for t in trace.targets),
         "recall": [trace.roi_recall, trace.roi_recall_proposed, trace.roi_recall_chosen],
@@ -119,7 +121,7 @@ def summary(rows: list[dict]) -> dict:
         "checked/target": mean([n for r in rows for n in r["checked"]]),
         "ROI side px": median([s for r in rows for s in r["roi_side"]]),
         "chosen side px": median([s for r in rows for s in r["chosen_side"]]),
-        "final images": mean([r["final_images"] for r in rows]),
+        "final regions": mean([r["final_regions"] for r in rows]),
         "recall": mean([r["recall"][0] for r in rows]),
         "recall proposed": mean([r["recall"][1] for r in rows]),
         "recall chosen": mean([r["recall"][2] for r in rows]),
@@ -161,7 +163,7 @@ def _image_and_prompt(key: str, row: dict):
     return load_image(row["image"]), hrbench.doc_to_text({**row, "focus_dataset": key}, {"post_prompt": HR_INSTRUCTION})
 
 
-def planted(grid: tuple[int, int], family: str) -> dict:
+def planted(grid: tuple[int, int], family: str, multi_image: bool) -> dict:
     """Section 2: planted scenes, type 1 with decoys and type 2 with three squares; objects at
     the same relative places on both grids, each filling 90 % of its cell."""
     def cell(fx: float, fy: float) -> tuple[int, int, int, int]:
@@ -183,7 +185,7 @@ def planted(grid: tuple[int, int], family: str) -> dict:
     out = {}
     for label, image, prompt, gt, options in cases:
         for name, overrides in SETTINGS.items():
-            adapter = Planted(area // 4, grid_shape=grid, **options)
+            adapter = Planted(area // 4, grid_shape=grid, multi_image=multi_image, **options)
             config = load_config(family, "vstar", layers="0-4", reference_num_layers=4, **overrides)
             trace = FocusPipeline(adapter, config).answer(image, prompt).trace
             add_recall(trace, gt)
@@ -286,8 +288,10 @@ def main(argv: list[str] | None = None) -> list[str]:
     torch.manual_seed(0)
     sections = {
         "1": {"1. demo data: tiny untrained LLaVA-OneVision, tiny V*Bench (GT boxes) and HRBench-4K": demo_data},
-        "2": {"2a. planted: LLaVA-1.5 config, 24x24 grid, 2246x1582": lambda _: planted((24, 24), "llava_1_5"),
-              "2b. planted: OneVision config, 40x56 grid, 2246x1582": lambda _: planted((40, 56), "llava_onevision")},
+        "2": {"2a. planted: LLaVA-1.5 config, 24x24 grid, single image, 2246x1582":
+              lambda _: planted((24, 24), "llava_1_5", multi_image=False),
+              "2b. planted: OneVision config, 40x56 grid, multi-image, 2246x1582":
+              lambda _: planted((40, 56), "llava_onevision", multi_image=True)},
         "3": {"3. LLaVA-1.5, 2000x400 image, target planted at x < 333": far_left_target},
         "4": {"4. expansion readings on 12 planted 24x24 maps (LLaVA-1.5 V*Bench config)":
               lambda _: expansion_readings()},

@@ -131,9 +131,9 @@ def test_vanilla_and_focus_send_only_padded_squares(tiny_adapter, monkeypatch):
     seen = []
     encode = adapter_base.HFAdapter.encode
 
-    def spy(self, texts, images):
+    def spy(self, texts, images, each_image_alone=False):
         seen.extend(image.size for image in images)
-        return encode(self, texts, images)
+        return encode(self, texts, images, each_image_alone)
 
     monkeypatch.setattr(adapter_base.HFAdapter, "encode", spy)
     question = "What is the color of the red car?\n(A) red (B) blue"

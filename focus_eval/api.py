@@ -28,6 +28,7 @@ from focus_eval.config import FocusConfig, coerce_overrides, load_config
 from focus_eval.images import load_image
 from focus_eval.pipeline import FocusPipeline, FocusResult
 from focus_eval.protocol import Adapter
+from focus_eval.recall import add_recall
 from focus_eval.visualize import render_explanation, save_explanation
 
 
@@ -80,7 +81,9 @@ class Focus:
         family: checked against the checkpoint's model type (default: inferred from it).
         dataset: one of focus_eval.config.DATASETS or None (Table 7 rules, ICL examples).
         dtype, device, device_map, attn_implementation, processor_kwargs: passed to
-            focus_eval.model_wrappers.load_adapter.
+            focus_eval.model_wrappers.load_adapter; processor_kwargs holds the family's image
+            options, e.g. {"image_aspect": "crop"} for LLaVA-1.5 (default "pad", see
+            focus_eval.model_wrappers.llava_1_5) or {"min_pixels": ...} for Qwen2.5-VL.
         overrides: FocusConfig fields by name (strings are converted); an unknown name or a bad
             value raises ValueError before any weight is loaded.
         A Path, or a string starting with "/", "." or "~", is a local folder; anything else may
@@ -95,17 +98,22 @@ class Focus:
         return cls(adapter, load_config(adapter.family, dataset, **overrides))
 
     def answer(self, image: Any, question: str, *, options: Sequence[tuple[str, str]] | None = None,
-               max_new_tokens: int = 64, gen_kwargs: dict[str, Any] | None = None) -> FocusAnswer:
+               max_new_tokens: int = 64, gen_kwargs: dict[str, Any] | None = None,
+               gt_boxes: Sequence[Sequence[float]] | None = None, gt_names: Sequence[str] = ()) -> FocusAnswer:
         """Answer `question` about `image` (a path, PIL image, bytes, base64 or array).
 
         question: the full text given to the model; answer options written in it ("(A) red
             (B) blue" or "A. red" lines) are left out of target extraction, and are what
             answer_scheme="logits" scores unless `options` gives (letter, text) pairs.
+        gt_boxes: ground-truth boxes (x0, y0, x1, y1) of the question's objects; the trace then
+            holds the ROI recall (focus_eval.recall) and the picture draws them.
         Raises ImageLoadError for an unusable image and PipelineError (with `.trace`) when
         the question fails.
         """
         rgb = load_image(image)
         result = self._pipeline.answer(rgb, question, options=options, max_new_tokens=max_new_tokens,
                                        gen_kwargs=gen_kwargs)
+        if gt_boxes:
+            add_recall(result.trace, gt_boxes, gt_names)
         return FocusAnswer(answer=result.answer, trace=result.trace, final_images=result.final_images, image=rgb)
 

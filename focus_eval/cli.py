@@ -206,7 +206,9 @@ def _load_focus(args: argparse.Namespace, overrides: dict[str, str]):
     try:
         return Focus.from_pretrained(args.model, family=args.family, dataset=args.dataset, dtype=args.dtype,
                                      device=args.device, device_map=args.device_map,
-                                     attn_implementation=args.attn_implementation, **overrides)
+                                     attn_implementation=args.attn_implementation,
+                                     processor_kwargs={"image_aspect": args.image_aspect} if args.image_aspect else None,
+                                     **overrides)
     except OSError as error:
         raise UserError(f"cannot load model {args.model!r}: {error}") from None
     except ValueError as error:
@@ -283,6 +285,8 @@ def _add_common(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--device", help="e.g. cuda:0 or cpu (default: cuda when available)")
     sub.add_argument("--device-map", help="transformers device_map, e.g. auto (instead of --device)")
     sub.add_argument("--attn-implementation", default="sdpa", help="sdpa, eager or flash_attention_2")
+    sub.add_argument("--image-aspect", choices=("pad", "crop"),
+                     help="LLaVA-1.5 only: pad the image to a square (default, as the paper) or centre-crop it")
     sub.add_argument("--max-new-tokens", type=int, default=64, help="length limit of a generated answer")
     sub.add_argument("--json", action="store_true", help="one JSON object per question per line")
     sub.add_argument("--quiet", action="store_true", help="no progress bars or status lines")

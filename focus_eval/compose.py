@@ -10,6 +10,14 @@ Rules of `compose_final_input` (A.5, after ZoomEye's inference strategy):
   where they overlap and give one crop per merged box ("global+crops"). Identical crops of
   different targets are sent once. The outline width scales with the image (see
   `outline_boxes`) so that it survives the model's downscaling of the global view.
+  The paper gives these models the images through their "text-image interleaved
+  capabilities", after ZoomEye, whose prompt says which image is the main one, that the
+  rectangle marks the focus region and that the next image is its zoomed-in view. So every
+  image gets a short text that follows it (`FinalInput.texts`, our wording): the first says
+  it is the full image and that red outlines mark the regions enlarged in the next images;
+  each crop says which target it shows ("Image 2 is an enlarged view of the region with the
+  red car."; a type-2 region "... with boats"). Single-image layouts have no texts (the
+  paper's LLaVA-1.5 input is the one image and the question).
 - Global-view models (single image: LLaVA-1.5):
   - type 1, one box: the crop ("crop");
   - type 1, several boxes (one per target): the crop of their union box ("union"), unless the
@@ -34,13 +42,14 @@ from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
 from PIL import Image, ImageStat
 
 Box = tuple[int, int, int, int]
 
+OUTLINE_COLOUR = (255, 0, 0)  # named "red" in the texts of the global view
 # The global view is shrunk to the vision encoder's input (336-384 px, or about 1000 px for
 # Qwen2.5-VL's default max_pixels); one line pixel per this many image pixels of the longer
 # side keeps the outline about 2 px wide at 384.
@@ -52,6 +61,7 @@ class FinalInput:
     images: list[Image.Image]
     boxes: list[Box]  # the regions these images show (for the trace)
     layout: str  # "full" | "crop" | "union" | "canvas" | "global+crops"
+    texts: list[str] = field(default_factory=list)  # global+crops: the text after each image; else empty
 
 
 def crop(image: Image.Image, box: Sequence[int]) -> Image.Image:
@@ -147,7 +157,7 @@ def paste_on_canvas(image: Image.Image, boxes: Sequence[Sequence[int]], canvas_s
     return canvas
 
 
-def outline_boxes(image: Image.Image, boxes: Sequence[Sequence[int]], color=(255, 0, 0),
+def outline_boxes(image: Image.Image, boxes: Sequence[Sequence[int]], color=OUTLINE_COLOUR,
                   width: int | None = None) -> Image.Image:
     """A copy of `image` with each box's border drawn `width` pixels wide inside the box.
 
@@ -171,23 +181,35 @@ def outline_boxes(image: Image.Image, boxes: Sequence[Sequence[int]], color=(255
 
 
 def compose_final_input(image: Image.Image, chosen: Sequence[Sequence[tuple]], *, question_type: int,
-                        multi_image: bool, t_obj_dist: float, canvas_size: int) -> FinalInput:
+                        multi_image: bool, t_obj_dist: float, canvas_size: int,
+                        names: Sequence[str] | None = None) -> FinalInput:
     """The final-answer images from the chosen ROIs, one box list per target (rules: module docstring).
 
     chosen[i]: the boxes chosen for target i (type 1: its best ROI; type 2: every ROI above
     t_type2); a target with nothing chosen is empty or absent.
+    names[i]: how the texts of a multi-image input name target i ("the red car", "boats");
+    default "target {i + 1}".
     """
     if question_type not in (1, 2):
         raise ValueError(f"question_type must be 1 or 2, got {question_type!r}")
-    per_target = [[clip_box(box, image.size) for box in boxes] for boxes in chosen if boxes]
+    names = list(names) if names is not None else [f"target {i + 1}" for i in range(len(chosen))]
+    if len(names) != len(chosen):
+        raise ValueError(f"{len(names)} names for {len(chosen)} targets")
+    named = [(name, [clip_box(box, image.size) for box in boxes]) for name, boxes in zip(names, chosen) if boxes]
+    per_target = [boxes for _, boxes in named]
     if not per_target:
         return FinalInput(images=[image], boxes=[_full_box(image)], layout="full")
 
     every_box = _unique(box for boxes in per_target for box in boxes)
     if multi_image:
-        crop_boxes = _unique(box for boxes in per_target for box in merge_overlapping(boxes))
+        shown: dict[Box, list[str]] = {}  # crop box -> the targets it shows, in target order
+        for name, boxes in named:
+            for box in merge_overlapping(boxes):
+                shown.setdefault(box, []).append(name)
+        crop_boxes = list(shown)
         images = [outline_boxes(image, every_box)] + [image.crop(box) for box in crop_boxes]
-        return FinalInput(images=images, boxes=[_full_box(image)] + crop_boxes, layout="global+crops")
+        return FinalInput(images=images, boxes=[_full_box(image)] + crop_boxes, layout="global+crops",
+                          texts=interleaved_texts(list(shown.values())))
 
     if question_type == 1 and len(every_box) == 1:
         return FinalInput(images=[image.crop(every_box[0])], boxes=every_box, layout="crop")
@@ -196,6 +218,21 @@ def compose_final_input(image: Image.Image, chosen: Sequence[Sequence[tuple]], *
         return FinalInput(images=[image.crop(union)], boxes=[union], layout="union")
     merged = merge_overlapping(every_box)
     return FinalInput(images=[paste_on_canvas(image, merged, canvas_size)], boxes=merged, layout="canvas")
+
+
+def interleaved_texts(crop_names: Sequence[Sequence[str]]) -> list[str]:
+    """The text after each image of a global+crops input (module docstring): the global view's,
+    then one per crop naming the targets it shows."""
+    regions = "the region" if len(crop_names) == 1 else "the regions"
+    images = "the next image" if len(crop_names) == 1 else "the next images"
+    texts = [f"Image 1 is the full image; red outlines mark {regions} shown enlarged in {images}."]
+    for number, names in enumerate(crop_names, start=2):
+        texts.append(f"Image {number} is an enlarged view of the region with {_join(names)}.")
+    return texts
+
+
+def _join(names: Sequence[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
 def _full_box(image: Image.Image) -> Box:

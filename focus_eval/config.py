@@ -14,15 +14,30 @@ Choices where the paper is ambiguous (each one a field, so it can be switched):
   normalization". "target_row" divides each target row by its own sum (the comment's
   meaning, default); "column" is what that line computes under PyTorch broadcasting: entry
   (t, j) divided by the sum of row j.
-- anchor_selection: "greedy" walks the cells by relevance and keeps a cell when it is at
-  least s_dist from every kept anchor, until k are kept (default: k then bounds the number
-  of proposals, as Table 7's k = 15 for small n_steps intends); "topk_then_filter" takes
-  the k best cells first and then drops those too close to a better one.
+- anchor_selection: "topk_then_filter" (default, the paper's words and Algorithm) takes
+  the k best cells, then drops those closer than s_dist to a better kept one, so fewer than
+  k may remain; "greedy" walks down the map until k anchors at least s_dist apart are kept
+  (see proposals.py).
 - expansion_reference: the paper's "relevance score" for ROI expansion is not defined.
-  "global" min-max normalises the map to [0, 1] and expands while the ROI mean stays at or
-  above expansion_threshold (default; consistent with Table 12b, where thresholds in
-  [0.3, 0.7] leave LLaVA-1.5's accuracy unchanged); "anchor" compares the ROI mean with
-  expansion_threshold times the anchor's own relevance.
+  "mean" (default) divides the map by its mean; "global" min-max normalises it; "max"
+  divides it by its maximum; "anchor" compares the ROI mean with expansion_threshold times
+  the anchor's min-max score. The argument from Table 12 for "mean" is in
+  `focus_eval.proposals.expansion_scores`.
+- final_texts / final_images_alone (global-local models' multi-image final input, A.5):
+  interleave a short text after each image saying what it shows (ZoomEye's strategy, which the
+  paper follows; wording in compose.py); and encode every image as the model encodes an image
+  alone (LLaVA-OneVision: anyres) rather than in its multi-image form, where HF OneVision
+  gives each image one 384 px tile and an 8K crop of ~775 px would be halved. For the second:
+  the existence check ranked the crop as seen alone, A.3 sizes s_max so that a crop spans
+  1-2x the base resolution, and ZoomEye's zoomed view went through anyres; against it,
+  OneVision trained its multi-image data at base resolution, and the answer's prefill gets
+  longer (tflops, not fp). Qwen2.5-VL sees every image at native resolution either way.
+- option_format / option_score: logits matching (C.5) scores each option as a statement,
+  by its mean log-probability per token (focus_eval/statements.py).
+- Not here: LLaVA-1.5's image_aspect (pad | crop, default pad) is an option of the adapter
+  (`--model_args image_aspect=crop`, `Focus.from_pretrained(..., processor_kwargs=...)`,
+  `focus-eval --image-aspect`): it decides the pixels of every model call, vanilla's too
+  (model_wrappers/llava_1_5.py).
 - gaussian_sigma / downsample: Sec. 3.2 names a Gaussian filter and downsampling for
   global-local models without values. sigma is in grid cells; downsampling is average
   pooling by an integer factor (a partial last block averages what it has). Factor 2 turns
@@ -50,6 +65,8 @@ class FocusConfig:
     relevance: Literal["vv", "kk", "random"] = "vv"  # Table 3 ablations: K-K w/o RoPE, random map
     ranking: bool = True  # False: Table 3 "proposal ranking" ablation, top anchor ROI answers
     answer_scheme: Literal["generate", "logits"] = "generate"  # logits matching of C.5
+    option_format: Literal["statement", "option"] = "statement"  # what logits matching scores (statements.py)
+    option_score: Literal["mean", "sum"] = "mean"  # per-token mean (length-normalised) or summed log-probability
     target_extraction: Literal["icl", "rules"] = "icl"
     trust_empty_target_reply: bool = False  # a reply naming no object wins over rule targets (targets.py)
     dataset: str | None = None  # selects the in-context examples and the dataset rules
@@ -66,8 +83,8 @@ class FocusConfig:
     s_dist: float = 2.0
     expansion_threshold: float = 0.5
     nms_threshold: float = 0.3
-    anchor_selection: Literal["greedy", "topk_then_filter"] = "greedy"
-    expansion_reference: Literal["global", "anchor"] = "global"
+    anchor_selection: Literal["topk_then_filter", "greedy"] = "topk_then_filter"
+    expansion_reference: Literal["mean", "global", "max", "anchor"] = "mean"
 
     # relevance map (Eq. 1-4, Fig. 7)
     layer_start: int = 21
@@ -81,6 +98,8 @@ class FocusConfig:
     t_type2: float = 0.5
     t_obj_dist: float = 1200.0
     canvas_size: int = 672
+    final_texts: bool = True  # multi-image final input: a short text after each image (compose.py)
+    final_images_alone: bool = True  # ... every image encoded as if alone in its prompt (OneVision: anyres)
     existence_prompt: str = "Is there a {target} in the image? Answer Yes or No."
     target_max_new_tokens: int = 64
 

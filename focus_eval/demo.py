@@ -144,13 +144,16 @@ def _number(value) -> str:
 
 
 def _readme_picture(checkpoint: Path, docs: Path) -> tuple[Path, Path]:
-    """FOCUS on the first tiny V*Bench question through the Python API, saved as docs/demo.*"""
+    """FOCUS on the first tiny V*Bench question through the Python API (with its GT box), saved
+    as docs/demo.*"""
     from focus_eval.api import Focus
     from focus_eval.tasks.tiny_data import build_rows
 
     row = build_rows("vstar", scale=1.0)[0]
     focus = Focus.from_pretrained(checkpoint, dataset="vstar")
-    return focus.answer(row["image"]["bytes"], row["text"], max_new_tokens=16).save(docs, "demo")
+    gt_boxes = [[x, y, x + w, y + h] for x, y, w, h in row["bbox"]]  # V*'s [x, y, w, h]; drawn in the picture
+    return focus.answer(row["image"]["bytes"], row["text"], max_new_tokens=16, gt_boxes=gt_boxes,
+                        gt_names=row["target_object"]).save(docs, "demo")
 
 
 if __name__ == "__main__":

@@ -13,6 +13,11 @@ Choices the paper leaves open, made here:
   type-2 targets too (there are no confidences to threshold).
 - The random-map ablation draws each map from a generator seeded by the config seed, the
   question and the target, so it is reproducible and independent of process and order.
+- A type-2 target ("all boats") is asked about in the singular ("Is there a boat in the
+  image?", `singular_target`); its tokens are located where the existence template puts
+  them (`existence_prompt`).
+- Logits matching scores each option as a statement with a length-normalised score
+  (`focus_eval.statements`; switches option_format, option_score).
 """
 
 from __future__ import annotations
@@ -32,9 +37,11 @@ from focus_eval.images import to_rgb
 from focus_eval.maps import downsample_geometry, smooth_and_downsample, to_grid
 from focus_eval.proposals import ROI, propose_rois
 from focus_eval.protocol import Adapter, TargetLocationError
-from focus_eval.ranking import Ranking, existence_confidence, rank_rois, select_type2
+from focus_eval.ranking import Ranking, existence_confidence, existence_prompt, rank_rois, select_type2
 from focus_eval.relevance import DegenerateRelevanceWarning, object_relevance_map, random_relevance_map
-from focus_eval.targets import Target, TargetSet, icl_prompt, options_from_prompt, question_from_prompt, resolve_targets
+from focus_eval.statements import option_statement
+from focus_eval.targets import (Target, TargetSet, icl_prompt, options_from_prompt, question_from_prompt,
+                                resolve_targets, singular_target)
 from focus_eval.trace import RoiTrace, TargetTrace, Trace
 
 
@@ -78,6 +85,7 @@ class FocusPipeline:
                      else self._search(image, question, cfg, meter, trace))
             trace.final_layout = final.layout
             trace.final_boxes = [list(b) for b in final.boxes]
+            trace.final_texts = list(final.texts) if cfg.final_texts else []
             with meter.stage("answer"):
                 trace.answer = self._final_answer(final, prompt, question, options, cfg,
                                                   max_new_tokens, gen_kwargs or {}, meter, trace)
@@ -107,13 +115,14 @@ class FocusPipeline:
             trace.targets.append(target_trace)
             chosen.append(self._search_target(image, question, target, layers, cfg, meter, target_trace))
 
+        names = [target.name if target.all_instances else f"the {target.name}" for target in targets.targets]
         with meter.stage("answer"):
-            return self._compose(image, chosen, targets.question_type, cfg)
+            return self._compose(image, chosen, targets.question_type, cfg, names)
 
     def _compose(self, image: Image.Image, chosen: list[list[tuple[int, int, int, int]]], question_type: int,
-                 cfg: FocusConfig) -> FinalInput:
+                 cfg: FocusConfig, names: list[str] | None = None) -> FinalInput:
         return compose_final_input(image, chosen, question_type=question_type, multi_image=self.adapter.multi_image,
-                                   t_obj_dist=cfg.t_obj_dist, canvas_size=cfg.canvas_size)
+                                   t_obj_dist=cfg.t_obj_dist, canvas_size=cfg.canvas_size, names=names)
 
     def _extract_targets(self, question: str, cfg: FocusConfig, meter: Meter) -> TargetSet:
         reply = None
@@ -128,11 +137,13 @@ class FocusPipeline:
     def _search_target(self, image: Image.Image, question: str, target: Target, layers: range,
                        cfg: FocusConfig, meter: Meter,
                        target_trace: TargetTrace) -> list[tuple[int, int, int, int]]:
-        prompt = cfg.existence_prompt.format(target=target.name)
+        phrase = singular_target(target.name) if target.all_instances else target.name
+        prompt, offset = existence_prompt(cfg.existence_prompt, phrase)
+        target_trace.existence_prompt = prompt
         with meter.stage("relevance"):
             try:
-                prefill = self.adapter.prefill(image, prompt, target.name, layers,
-                                               with_keys=cfg.relevance == "kk")
+                prefill = self.adapter.prefill(image, prompt, phrase, layers, with_keys=cfg.relevance == "kk",
+                                               target_offset=offset)
             except TargetLocationError as error:
                 target_trace.notes.append(f"target not located in the prompt tokens: {error}")
                 return []
@@ -197,13 +208,24 @@ class FocusPipeline:
             options = list(options) if options is not None else options_from_prompt(prompt)
             if not options:
                 raise ValueError("answer_scheme=logits needs answer options; none found in the prompt")
-            scored = self.adapter.option_scores(final.images, question, [text for _, text in options])
+            texts = [option_statement(question, text) if cfg.option_format == "statement" else text
+                     for _, text in options]
+            scored = self.adapter.option_scores(final.images, question, texts, **self._final_options(final, cfg))
             meter.add(scored.cost)
-            return options[int(np.argmax(scored.scores))][0]
+            scores = np.asarray(scored.scores)
+            if cfg.option_score == "mean":
+                scores = scores / np.asarray(scored.token_counts)
+            return options[int(np.argmax(scores))][0]
         generation = self.adapter.generate(final.images, prompt, max_new_tokens=max_new_tokens,
-                                           **gen_kwargs)
+                                           **self._final_options(final, cfg), **gen_kwargs)
         meter.add(generation.cost)
         return generation.text
+
+    @staticmethod
+    def _final_options(final: FinalInput, cfg: FocusConfig) -> dict:
+        """How the adapter shows the final images: interleaved texts, each image alone (config.py)."""
+        return {"image_texts": final.texts if cfg.final_texts and final.texts else None,
+                "each_image_alone": cfg.final_images_alone}
 
 
 def _roi_trace(roi: ROI, confidence: float | None) -> RoiTrace:

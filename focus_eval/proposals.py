@@ -2,20 +2,20 @@
 
 anchors -> symmetric s_min ROIs -> expansion up to s_max -> ranking by anchor relevance -> NMS.
 The choices where the paper is silent are FocusConfig switches (see config.py):
-- anchors (anchor_selection): "greedy" walks the cells by relevance and keeps a cell whose
-  Euclidean distance in cells to every kept anchor is >= s_dist, until k are kept;
-  "topk_then_filter" takes the k best cells, then drops those closer than s_dist to a
-  better kept one. Ties in relevance go to the earlier cell in row-major order. Cells whose
-  pixel box does not overlap the image (padding, e.g. LLaVA-1.5's pad to square) are never
-  anchors.
+- anchors (anchor_selection): "topk_then_filter" (default, the paper's words: "we extract the
+  locations of the top-k highest scores as anchor points ... Anchor points that are too close
+  are discarded", and the Algorithm's Extract-Top-K-Anchors(A, k), which takes no distance)
+  takes the k best cells, then walks them by relevance and drops a cell whose Euclidean
+  distance in cells to an already kept anchor is < s_dist: fewer than k anchors may remain.
+  "greedy" walks all cells by relevance with the same rule until k are kept. Ties in
+  relevance go to the earlier cell in row-major order. Cells whose pixel box does not overlap
+  the image (padding, e.g. LLaVA-1.5's pad to square) are never anchors.
 - initial ROI: the s_min x s_min square with the anchor at offset (s_min - 1) // 2 (the
   centre; for even sizes the upper-left of the two centres), clipped to the map.
-- expansion (expansion_reference): the relevance score of a cell is the map min-max
-  normalised to [0, 1] (a constant map scores 0 everywhere). Sizes s_min, s_min + 2, ...
-  and finally s_max exactly; the next size is accepted while the mean score inside it is
-  >= expansion_threshold ("global") or >= expansion_threshold * the anchor's score
-  ("anchor"), and expansion stops at the first failure. On a constant map "global" never
-  expands (0 < threshold, unless the threshold is 0) and "anchor" always does (0 >= 0).
+- expansion (expansion_reference, see `expansion_scores`): sizes s_min, s_min + 2, ... and
+  finally s_max exactly; the next size is accepted while the mean relevance score inside it
+  is >= expansion_threshold (times the anchor's own score for "anchor"), and expansion stops
+  at the first failure.
 - ranking: anchor relevance descending, ties in row-major order; then greedy NMS on cell
   boxes, an ROI whose IoU with a kept one is > nms_threshold is dropped.
 - pixels: the union of the covered cells' boxes, clipped to the image, x0/y0 floored and
@@ -56,7 +56,7 @@ def propose_rois(relevance: np.ndarray, geometry: GridGeometry, config: FocusCon
         raise ValueError(f"relevance map {relevance.shape} and geometry grid {geometry.grid_shape} differ")
     anchors = select_anchors(relevance, k=config.k, s_dist=config.s_dist, mode=config.anchor_selection,
                              allowed=cells_in_image(geometry))
-    scores = relevance_scores(relevance)
+    scores = expansion_scores(relevance, config.expansion_reference)
     rois = []
     for anchor in anchors:  # already in rank order
         reference = scores[anchor] if config.expansion_reference == "anchor" else 1.0
@@ -68,7 +68,7 @@ def propose_rois(relevance: np.ndarray, geometry: GridGeometry, config: FocusCon
     return [rois[i] for i in nms([roi.cells for roi in rois], config.nms_threshold)]
 
 
-def select_anchors(relevance: np.ndarray, k: int, s_dist: float, mode: str = "greedy",
+def select_anchors(relevance: np.ndarray, k: int, s_dist: float, mode: str = "topk_then_filter",
                    allowed: np.ndarray | None = None) -> list[tuple[int, int]]:
     """Anchor cells in rank order (relevance descending, ties row-major), at most k.
 
@@ -179,6 +179,44 @@ def relevance_scores(relevance: np.ndarray) -> np.ndarray:
     if high <= low:
         return np.zeros_like(relevance, dtype=np.float64)
     return (relevance - low) / (high - low)
+
+
+def expansion_scores(relevance: np.ndarray, reference: str) -> np.ndarray:
+    """The "relevance score" of every cell that ROI expansion averages (Sec. 3.3), per reading.
+
+    The paper defines a score per map element but never writes it down. Readings:
+    - "mean" (default): the map divided by its mean, so 1 is the level of a uniform map and a
+      threshold of 0.5 means "half as relevant as an average cell" (a map whose mean is not
+      positive scores 0 everywhere);
+    - "global": min-max normalised to [0, 1] (a constant map scores 0);
+    - "max": the map divided by its maximum (a map whose maximum is not positive scores 0);
+    - "anchor": the min-max scores, compared with threshold * the anchor's own score.
+
+    Why "mean" is the default: Table 12 needs the expansion of the ROIs that answer to go to
+    s_max almost always, whatever the threshold in [0.3, 0.7]. (b) 50 thresholds drawn from
+    U(0.3, 0.7) leave LLaVA-1.5's accuracy at 72.77 +- 0.00, so the threshold decides nothing;
+    (c) s_max is the most influential parameter (5 -> 9 costs 4.7 pp), so ROIs do reach it;
+    (e) NMS thresholds 0.3 and 0.5 give different LLaVA-1.5 accuracies, so some ROI pairs
+    overlap with IoU in (0.3, 0.5], impossible for 3 x 3 ROIs whose anchors are >= s_dist = 2
+    apart (their IoU is at most 3/15 = 0.2); and A.3 sizes s_max so that "the maximum crop
+    size" spans 1-2x the encoder's base resolution, i.e. it treats s_max as the crop size.
+    Anchors are the top cells of a map that concentrates on the object, so a window around one
+    averages several times the map's mean: "mean" grows them to s_max for every threshold in
+    [0.3, 0.7], on peaked and on flat maps alike. "global", "max" and "anchor" compare the
+    window with the peak: on a peaked map (a small object, the benchmarks' case) they rarely
+    grow past s_min, which contradicts (c) and (e), and on flatter maps the outcome moves with
+    the threshold, which contradicts (b). benchmarks/fidelity.py measures this on synthetic
+    maps.
+    """
+    relevance = np.asarray(relevance, dtype=np.float64)
+    if reference in ("global", "anchor"):
+        return relevance_scores(relevance)
+    if reference not in ("mean", "max"):
+        raise ValueError(f"expansion reference {reference!r}: expected 'mean', 'global', 'max' or 'anchor'")
+    scale = relevance.mean() if reference == "mean" else relevance.max()
+    if not scale > 0:
+        return np.zeros_like(relevance)
+    return relevance / scale
 
 
 def _check_map(relevance: np.ndarray) -> np.ndarray:

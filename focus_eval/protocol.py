@@ -109,9 +109,11 @@ class Generation:
 
 @dataclass
 class OptionScores:
-    """Log-likelihood of each answer option's text after the prompt (logits matching, C.5)."""
+    """Log-likelihood of each answer option's text after the prompt (logits matching, C.5):
+    scores[i] is the summed log-probability of option i's tokens, token_counts[i] their number."""
 
     scores: list[float]
+    token_counts: list[int]
     cost: PassCost
 
 
@@ -126,9 +128,11 @@ class Adapter(Protocol):
     device: torch.device  # where the model takes its inputs (the input embeddings' device)
 
     def prefill(self, image: Image.Image, prompt: str, target: str, layers: Sequence[int],
-                with_keys: bool = False) -> Prefill:
+                with_keys: bool = False, target_offset: int | None = None) -> Prefill:
         """Run the model on `prompt` (which contains `target` verbatim) and `image`.
 
+        target_offset: where `target` starts in `prompt` (the pipeline knows it from the
+        existence template); None: its first occurrence.
         Raises TargetLocationError when the target's tokens cannot be found."""
         ...
 
@@ -137,12 +141,17 @@ class Adapter(Protocol):
         ...
 
     def generate(self, images: Sequence[Image.Image], prompt: str, max_new_tokens: int,
-                 stop: Sequence[str] = (), **gen_kwargs) -> Generation:
+                 stop: Sequence[str] = (), image_texts: Sequence[str] | None = None,
+                 each_image_alone: bool = False, **gen_kwargs) -> Generation:
         """Greedy answer to `prompt` given zero or more images (zero: text-only); decoding
-        ends at the first of the `stop` strings, which is not part of the text."""
+        ends at the first of the `stop` strings, which is not part of the text.
+
+        image_texts: one text per image, placed right after it (interleaved), before `prompt`.
+        each_image_alone: encode every image as the model encodes an image alone in its prompt
+        (LLaVA-OneVision: anyres), not in the model's multi-image form (one base tile each)."""
         ...
 
-    def option_scores(self, images: Sequence[Image.Image], prompt: str,
-                      options: Sequence[str]) -> OptionScores:
-        """Summed log-probability of each option's tokens after the prompt."""
+    def option_scores(self, images: Sequence[Image.Image], prompt: str, options: Sequence[str],
+                      image_texts: Sequence[str] | None = None, each_image_alone: bool = False) -> OptionScores:
+        """Summed log-probability and number of each option's tokens after the prompt."""
         ...

@@ -28,6 +28,16 @@ from focus_eval.proposals import ROI
 Check = Callable[[Sequence[ROI]], Sequence[float]]
 
 
+def existence_prompt(template: str, phrase: str) -> tuple[str, int]:
+    """(the existence prompt for `phrase`, the offset of `phrase` in it). The offset is where
+    the template's first {target} field lands, so the target's tokens are located there and
+    never in the template's own words (a target "a" in "Is there a a in the image?")."""
+    head = template.split("{target}", 1)[0]
+    if head == template:
+        raise ValueError(f"existence prompt {template!r} has no {{target}} field")
+    return template.format(target=phrase), len(head.format())
+
+
 def existence_confidence(logits: torch.Tensor) -> torch.Tensor:
     """[..., 2] (l_yes, l_no) -> [...] c = 2 * (softmax([l_yes, l_no])[0] - 0.5) in [-1, 1]."""
     if logits.dim() == 0 or logits.shape[-1] != 2:

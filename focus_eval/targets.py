@@ -424,3 +424,48 @@ def _target_set(phrases: list[str], source: str, reply: str | None) -> TargetSet
         for phrase in phrases)
     question_type = 2 if any(target.all_instances for target in targets) else 1
     return TargetSet(targets=targets, question_type=question_type, source=source, reply=reply)
+
+
+# ---- type-2 existence checks ---------------------------------------------------------------
+
+_IRREGULAR_PLURALS = {
+    "people": "person", "men": "man", "women": "woman", "children": "child", "feet": "foot", "teeth": "tooth",
+    "mice": "mouse", "geese": "goose", "oxen": "ox", "knives": "knife", "wives": "wife", "lives": "life",
+    "leaves": "leaf", "shelves": "shelf", "wolves": "wolf", "halves": "half", "calves": "calf", "loaves": "loaf",
+    "thieves": "thief", "scarves": "scarf", "buses": "bus", "gases": "gas", "tomatoes": "tomato",
+    "potatoes": "potato", "heroes": "hero", "cacti": "cactus", "dice": "die",
+}
+_PLURAL_LIKE_SINGULARS = ("ss", "us", "is", "ics", "series", "species", "news")
+_IE_NOUNS = {"movies", "cookies", "pies", "ties", "lies", "zombies", "rookies", "selfies", "brownies", "hoodies",
+             "goalies", "calories", "smoothies", "veggies"}
+
+
+def singular_target(phrase: str) -> str:
+    """`phrase` with its head noun in the singular, for the existence prompt of a type-2
+    target: "all boats" becomes the target "boats", and "Is there a boats in the image?" is not
+    English. The head is the last word before the first preposition, verb or conjunction
+    ("people sitting on the steps" -> "person sitting on the steps"). Irregular plurals come
+    from a table; regular ones lose "ies" -> "y", "sses"/"xes"/"ches"/"shes"/"zzes" -> without
+    "es", else the final "s"; words that end like plurals but are not ("glass", "bus",
+    "tennis") are kept. ZoomEye drops a final "s" for the same reason."""
+    words = phrase.split()
+    head = 0
+    for index, word in enumerate(words):
+        if index and word.lower() in _STOPS:
+            break
+        head = index
+    words[head] = _singular(words[head])
+    return " ".join(words)
+
+
+def _singular(word: str) -> str:
+    low = word.lower()
+    if low in _IRREGULAR_PLURALS:
+        return word[0] + _IRREGULAR_PLURALS[low][1:] if word[:1].isupper() else _IRREGULAR_PLURALS[low]
+    if low.endswith(_PLURAL_LIKE_SINGULARS) or not low.endswith("s") or len(low) < 3:
+        return word
+    if low.endswith("ies") and low not in _IE_NOUNS and len(low) > 4:
+        return word[:-3] + "y"
+    if low.endswith(("sses", "xes", "ches", "shes", "zzes")):
+        return word[:-2]
+    return word[:-1]

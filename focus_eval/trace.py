@@ -25,6 +25,7 @@ class RoiTrace:
 class TargetTrace:
     name: str
     all_instances: bool  # "all X": a type-2 target
+    existence_prompt: str = ""  # what the relevance pass and the existence checks asked (type 2: singular)
     relevance_map: list[list[float]] = field(default_factory=list)  # [h, w] map the ROIs came from
     cell_boxes: list[list[list[float]]] = field(default_factory=list)  # [h][w] -> (x0, y0, x1, y1)
     full_image_confidence: float | None = None  # Eq. 5 of the relevance pass (whole image)
@@ -47,10 +48,17 @@ class Trace:
     targets: list[TargetTrace] = field(default_factory=list)
     final_layout: str = "full"
     final_boxes: list[Box] = field(default_factory=list)
+    final_texts: list[str] = field(default_factory=list)  # text after each final image (multi-image input)
     answer: str | None = None
     counters: Counters = field(default_factory=Counters)
     notes: list[str] = field(default_factory=list)
     error: str | None = None  # set when the question failed; everything before it is kept
+    # ground truth, when the benchmark has it (V*Bench); recall readings: focus_eval/recall.py
+    gt_boxes: list[list[float]] = field(default_factory=list)  # (x0, y0, x1, y1) original pixels
+    gt_names: list[str] = field(default_factory=list)
+    roi_recall: float | None = None  # share of GT boxes hit by a searched (checked or chosen) ROI
+    roi_recall_proposed: float | None = None  # ... by any proposed ROI
+    roi_recall_chosen: float | None = None  # ... by a chosen ROI
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)

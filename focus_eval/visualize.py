@@ -25,6 +25,8 @@ Choices (display only, nothing here changes what FOCUS computes):
   their pixels stay visible). Fonts, margins and line widths scale with the panel height.
 - Timing and memory counters are left out of the picture, so the PNG bytes depend only on the
   inputs.
+- Ground-truth boxes (V*Bench, `trace.gt_boxes`) are outlined in GT_COLOUR on every target
+  panel, labelled "GT <name>", and the header gives the ROI recall (focus_eval.recall).
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ CHOSEN_COLOUR = (0, 255, 0)
 CHECKED_COLOUR = (0, 200, 255)
 UNCHECKED_COLOUR = (170, 170, 170)
 ERROR_COLOUR = (200, 0, 0)
+GT_COLOUR = (255, 0, 255)
 _MIN_PANEL_HEIGHT = 64
 _MIN_COLUMN_ASPECT = 0.6  # a column is at least this many panel heights wide
 _UNSAFE_FILE_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
@@ -100,7 +103,8 @@ def render_explanation(trace: Trace, image: Image.Image, final_images: Sequence[
     height = _fit_height([s.size for s in sources], panel_height, max_width)
     style = _Style(height)
 
-    panels = [_target_panel(image, target, height, style) for target in targets]
+    panels = [_ground_truth(_target_panel(image, target, height, style), image.size, trace, style)
+              for target in targets]
     panels += [_scaled(im, height) for im in final_images]
     captions = [_target_caption(target, trace) for target in targets]
     captions += [f"model input {i + 1}/{len(final_images)} ({trace.final_layout}): {im.size[0]}x{im.size[1]} px"
@@ -208,6 +212,20 @@ def _target_panel(image: Image.Image, target: TargetTrace | None, height: int, s
     return panel
 
 
+def _ground_truth(panel: Image.Image, image_size: tuple[int, int], trace: Trace, style: _Style) -> Image.Image:
+    """The trace's GT boxes outlined and labelled on a panel showing the whole image."""
+    if not trace.gt_boxes:
+        return panel
+    scale = (panel.width / image_size[0], panel.height / image_size[1])
+    boxes = [_scale_box(box, scale, panel.size) for box in trace.gt_boxes]
+    panel = outline_boxes(panel, boxes, color=GT_COLOUR, width=style.line_width)
+    draw = ImageDraw.Draw(panel)
+    names = trace.gt_names if len(trace.gt_names) == len(boxes) else [""] * len(boxes)
+    for box, name in zip(boxes, names):
+        _label(draw, box, f"GT {name}".strip(), GT_COLOUR, style, panel.width)
+    return panel
+
+
 def _overlay_heat(panel: Image.Image, image_size: tuple[int, int], target: TargetTrace) -> Image.Image:
     """Blend the target's normalised map, interpolated to the panel's pixels, over the panel."""
     relevance = np.asarray(target.relevance_map, dtype=np.float64)  # [h, w]
@@ -297,6 +315,9 @@ def _header_lines(trace: Trace, style: _Style, width: int) -> list[tuple[str, tu
              f"method {trace.method}, question type {trace.question_type}, targets ({trace.target_source}): {targets}",
              (f"forward passes: search {c.fp} + targets {c.fp_targets} + answer {c.fp_answer} = {c.fp_total} "
               f"in {c.batches} batches, {c.tflops:.3g} TFLOPs")]
+    if trace.gt_boxes:
+        recall = "-" if trace.roi_recall is None else f"{trace.roi_recall:.2f}"
+        facts.append(f"ROI recall {recall} of {len(trace.gt_boxes)} GT box(es) (a searched ROI shows >= 50 % of it)")
     lines = [(line, (0, 0, 0)) for line in _wrap("Q: " + trace.question, style.font, width)]
     lines += [(line, (0, 0, 0)) for fact in facts for line in _wrap(fact, style.font, width)]
     notes = list(trace.notes) + ([f"error: {trace.error}"] if trace.error else [])

@@ -9,14 +9,17 @@ positions form the relevance grid and where its cells lie in the original image)
 
 Choices made here (the paper is silent):
 - The target's tokens are those whose character span (fast-tokenizer offsets) overlaps the
-  first occurrence of the target inside the prompt, inside the final templated text. A token
-  that also covers neighbouring characters (" cat" with its space, "cat?" merged) counts.
+  target inside the prompt, inside the final templated text: at the offset the caller gives
+  (the pipeline knows it from the existence template, so a target such as "a" is never taken
+  from the template's own words), else at its first occurrence. A token that also covers
+  neighbouring characters (" cat" with its space, "cat?" merged) counts.
 - An answer word ("Yes", "No", an option's text) follows the generation prompt directly when
   the template ends in whitespace, else after one space, as a model writes it ("ASSISTANT: Yes",
   "assistant\\nYes"). "Yes"/"No" are the first tokens of those answers.
 - Decoding is greedy: sampling parameters in gen_kwargs are ignored, do_sample=True is refused.
 - option_scores appends each option after the generation prompt and sums the log-probabilities
-  of the tokens overlapping the option's characters; one forward pass per option.
+  of the tokens overlapping the option's characters (and counts them, for a length-normalised
+  score); one forward pass per option.
 - FLOPs of a batched call count each prompt's own tokens, not its padding.
 """
 
@@ -24,8 +27,9 @@ from __future__ import annotations
 
 import importlib.util
 import inspect
+import os
 from contextlib import contextmanager
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Iterator, Sequence
 
@@ -55,6 +59,9 @@ DTYPES: dict[str, torch.dtype | str] = {
     "float32": torch.float32,
 }
 ATTN_IMPLEMENTATIONS = ("sdpa", "eager", "flash_attention_2")
+# Options that `from_pretrained` gives an adapter's constructor, not its processor; a family
+# accepts those in its `adapter_options` (LLaVA-1.5: image_aspect, see llava_1_5.py).
+ADAPTER_OPTIONS = ("image_aspect",)
 # Sampling switches that greedy decoding makes meaningless; dropped rather than warned about.
 _SAMPLING_KWARGS = ("temperature", "top_p", "top_k", "typical_p", "min_p")
 
@@ -132,17 +139,23 @@ def load_processor(pretrained: str | Path, processor_class: type | None = None, 
 # token bookkeeping (pure functions of a tokenizer and strings)
 
 
-def locate_in_prompt(text: str, prompt: str, phrase: str) -> tuple[int, int]:
+def locate_in_prompt(text: str, prompt: str, phrase: str, offset: int | None = None) -> tuple[int, int]:
     """Character span [start, end) of `phrase` inside `prompt`, inside the templated `text`.
 
-    The first occurrence counts; surrounding whitespace of `phrase` is ignored and a
-    case-insensitive match is accepted when no exact one exists."""
+    offset: where `phrase` starts in `prompt`, checked; None: the first occurrence counts, and
+    a case-insensitive match is accepted when no exact one exists. Surrounding whitespace of
+    `phrase` is ignored."""
     needle = phrase.strip()
     if not needle:
         raise TargetLocationError(f"empty target phrase {phrase!r}")
     prompt_start = text.find(prompt)
     if prompt_start < 0:
         raise TargetLocationError("the chat template changed the prompt; it is not verbatim in the templated text")
+    if offset is not None:
+        offset += len(phrase) - len(phrase.lstrip())
+        if prompt[offset:offset + len(needle)] != needle:
+            raise TargetLocationError(f"target {needle!r} is not at offset {offset} of the prompt {prompt!r}")
+        return prompt_start + offset, prompt_start + offset + len(needle)
     offset = prompt.find(needle)
     if offset < 0:
         offset = prompt.casefold().find(needle.casefold())
@@ -184,6 +197,8 @@ class HFAdapter:
     multi_image: ClassVar[bool]
     max_images: ClassVar[int | None]  # per prompt; None: no limit
     processor_class: ClassVar[type | None] = None  # set when the processor has a video processor
+    # the family's constructor options among ADAPTER_OPTIONS -> their values, the default first
+    adapter_options: ClassVar[dict[str, tuple[str, ...]]] = {}
 
     def __init__(self, model: PreTrainedModel, processor):
         self.model = model.eval()
@@ -209,12 +224,18 @@ class HFAdapter:
                         attn_implementation: str = "sdpa", **processor_kwargs) -> "HFAdapter":
         if device is not None and device_map is not None:
             raise ValueError("give device or device_map, not both")
+        options = {name: processor_kwargs.pop(name) for name in ADAPTER_OPTIONS if name in processor_kwargs}
+        for name, value in options.items():
+            if name not in cls.adapter_options:
+                raise ValueError(f"{name} is not an option of the {cls.family} adapter")
+            if value not in cls.adapter_options[name]:
+                raise ValueError(f"{name}={value!r}: expected one of {', '.join(cls.adapter_options[name])}")
         model = AutoModelForImageTextToText.from_pretrained(
             pretrained, dtype=resolve_dtype(dtype), device_map=device_map,
             attn_implementation=check_attn_implementation(attn_implementation))
         if device_map is None:
             model = model.to(torch.device(device) if device is not None else default_device())
-        return cls(model, load_processor(pretrained, cls.processor_class, **processor_kwargs))
+        return cls(model, load_processor(pretrained, cls.processor_class, **processor_kwargs), **options)
 
     # --- family hooks -------------------------------------------------------------------
 
@@ -255,13 +276,39 @@ class HFAdapter:
 
     # --- shared helpers -------------------------------------------------------------------
 
-    def chat_text(self, prompt: str, num_images: int) -> str:
+    def chat_text(self, prompt: str, num_images: int, image_texts: Sequence[str] | None = None) -> str:
+        """The templated user turn: `num_images` images, then `prompt`; with `image_texts`, each
+        image followed by its text (interleaved; the family's template may put images first)."""
+        if image_texts is not None:
+            if len(image_texts) != num_images:
+                raise AdapterInputError(f"{len(image_texts)} image texts for {num_images} images")
+            placeholder = self.image_placeholder
+            separator = "" if placeholder[-1:].isspace() else "\n"
+            prompt = "".join(f"{placeholder}{separator}{text}\n" for text in image_texts) + prompt
+            num_images = 0
         content = [{"type": "image"}] * num_images + [{"type": "text", "text": prompt}]
         return self.processor.apply_chat_template([{"role": "user", "content": content}],
                                                   add_generation_prompt=True, tokenize=False)
 
-    def encode(self, texts: Sequence[str], images: Sequence[Image.Image]) -> BatchFeature:
-        """Processor outputs for `texts` (left-padded) and the images they reference, in order."""
+    @cached_property
+    def image_placeholder(self) -> str:
+        """What the chat template writes for one image: the difference between a user turn
+        templated with one image and without."""
+        marker = "\x00"
+        with_image, without = self.chat_text(marker, 1), self.chat_text(marker, 0)
+        start = len(os.path.commonprefix([with_image, without]))
+        end = len(os.path.commonprefix([with_image[start:][::-1], without[start:][::-1]]))
+        placeholder = with_image[start:len(with_image) - end]
+        if self.processor.image_token not in placeholder:
+            raise RuntimeError(f"{self.family}: the chat template writes no image token for an image ({placeholder!r})")
+        return placeholder
+
+    def encode(self, texts: Sequence[str], images: Sequence[Image.Image],
+               each_image_alone: bool = False) -> BatchFeature:
+        """Processor outputs for `texts` (left-padded) and the images they reference, in order.
+
+        each_image_alone: encode every image as an image alone in its prompt, also when a prompt
+        references several (families with a multi-image form, LLaVA-OneVision, override this)."""
         inputs = self.processor(text=list(texts), images=list(images) or None, padding=True, return_tensors="pt")
         return BatchFeature({key: value.to(self.device, dtype=self.dtype if value.is_floating_point() else None)
                              for key, value in inputs.items()})
@@ -338,11 +385,11 @@ class HFAdapter:
     # --- protocol -------------------------------------------------------------------------
 
     def prefill(self, image: Image.Image, prompt: str, target: str, layers: Sequence[int],
-                with_keys: bool = False) -> Prefill:
+                with_keys: bool = False, target_offset: int | None = None) -> Prefill:
         image = self.one_image(image)
         layers = self._check_layers(layers)
         text = self.chat_text(prompt, num_images=1)
-        start, end = locate_in_prompt(text, prompt, target)
+        start, end = locate_in_prompt(text, prompt, target, target_offset)
         inputs = self.encode([text], [image])
         target_positions = self.span_positions(text, inputs["input_ids"][0], start, end)
         visual_positions, geometry = self.visual_layout(inputs, image)
@@ -367,8 +414,10 @@ class HFAdapter:
         return YesNo(logits=logits, cost=self.pass_cost(inputs))
 
     def generate(self, images: Sequence[Image.Image], prompt: str, max_new_tokens: int,
-                 stop: Sequence[str] = (), **gen_kwargs) -> Generation:
-        """Greedy reply; generation ends at the first of the `stop` strings, which is cut off."""
+                 stop: Sequence[str] = (), image_texts: Sequence[str] | None = None,
+                 each_image_alone: bool = False, **gen_kwargs) -> Generation:
+        """Greedy reply; generation ends at the first of the `stop` strings, which is cut off.
+        image_texts, each_image_alone: see `chat_text` and `encode`."""
         images = self.check_images(images)
         if gen_kwargs.pop("do_sample", False):
             raise AdapterInputError("decoding is greedy; do_sample=True is not supported")
@@ -377,7 +426,7 @@ class HFAdapter:
         stop = tuple(s for s in stop if s)
         if stop:
             gen_kwargs["stopping_criteria"] = self.stopping_criteria(stop)
-        inputs = self.encode([self.chat_text(prompt, num_images=len(images))], images)
+        inputs = self.encode([self.chat_text(prompt, len(images), image_texts)], images, each_image_alone)
         with torch.inference_mode():
             output = self.model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
                                          pad_token_id=self.tokenizer.pad_token_id, **gen_kwargs)
@@ -398,17 +447,17 @@ class HFAdapter:
             self._stopping[stop] = StoppingCriteriaList([StopStringCriteria(self.tokenizer, list(stop))])
         return self._stopping[stop]
 
-    def option_scores(self, images: Sequence[Image.Image], prompt: str,
-                      options: Sequence[str]) -> OptionScores:
+    def option_scores(self, images: Sequence[Image.Image], prompt: str, options: Sequence[str],
+                      image_texts: Sequence[str] | None = None, each_image_alone: bool = False) -> OptionScores:
         images = self.check_images(images)
         if not options or any(not option.strip() for option in options):
             raise AdapterInputError(f"options must be non-empty strings, got {list(options)!r}")
-        prefix = self.chat_text(prompt, num_images=len(images))
+        prefix = self.chat_text(prompt, len(images), image_texts)
         prefix += answer_separator(prefix)
-        scores, flops, total_tokens = [], 0.0, 0
+        scores, counts, flops, total_tokens = [], [], 0.0, 0
         for option in options:
             text = prefix + option
-            inputs = self.encode([text], images)
+            inputs = self.encode([text], images, each_image_alone)
             positions = self.span_positions(text, inputs["input_ids"][0], len(prefix), len(text)).to(self.device)
             first, seq = int(positions[0]), inputs["input_ids"].shape[1]
             # logits at position t predict token t + 1; keep rows first - 1 .. seq - 1
@@ -416,9 +465,10 @@ class HFAdapter:
             log_probs = torch.log_softmax(logits[positions - first], dim=-1)  # [s, vocab]
             tokens = inputs["input_ids"][0, positions]  # [s]
             scores.append(float(log_probs.gather(-1, tokens[:, None]).sum()))
+            counts.append(len(positions))
             cost = self.pass_cost(inputs, logit_rows=seq - first + 1)
             flops, total_tokens = flops + cost.flops, total_tokens + cost.tokens
-        return OptionScores(scores=scores, cost=PassCost(passes=len(options), batches=len(options),
+        return OptionScores(scores=scores, token_counts=counts, cost=PassCost(passes=len(options), batches=len(options),
                                                          flops=flops, tokens=total_tokens))
 
     def _check_layers(self, layers: Sequence[int]) -> list[int]:

@@ -3,18 +3,28 @@
 Token geometry: the CLIP tower sees one base_resolution square (336 px, patch 14) and the
 projector returns its patch tokens without CLS, 576 of them, row-major; the processor
 expands "<image>" into exactly that run. Which part of the original image the square shows
-depends on the checkpoint's image processor config, read here:
-- LLaVA image processor with do_pad: the image is centred on a square canvas of its longer
-  side (offset (side - w) // 2, (side - h) // 2), then resized: cells over the padding lie
-  outside the image;
-- otherwise (CLIP image processor, the hub checkpoint): the shortest edge is resized to
-  size["shortest_edge"] (the other to int(s * long / short)) or both to size["height"/"width"],
-  then centre-cropped at ((H - h) // 2, (W - w) // 2): cells cover the central part only.
+is the adapter option `image_aspect`, applied to every image the model sees (relevance map,
+existence checks, final answer, and `method=vanilla`, so FOCUS and vanilla rows see the same
+pixels):
+- "pad" (default): the image is centred on a square canvas of its longer side filled with the
+  image processor's mean colour (offset (side - w) // 2, (side - h) // 2), then the processor
+  resizes it: cells over the padding lie outside the image. This is what the original
+  LLaVA-1.5 evaluation does (expand2square with the mean colour, then the CLIP processor) and
+  what the paper shows ("we do not adjust the aspect ratio of the images for LLaVA-1.5 ...
+  there are some padding areas in the object relevance maps", Fig. 9). The padding is done
+  here, for any image processor, and a LLaVA image processor's own do_pad (the same padding)
+  is switched off so that it is never applied twice.
+- "crop": the checkpoint's processor as the hub's llava-hf/llava-1.5-7b-hf ships it (CLIP
+  image processor): the shortest edge is resized to size["shortest_edge"] (the other to
+  int(s * long / short)) or both to size["height"/"width"], then centre-cropped at
+  ((H - h) // 2, (W - w) // 2): cells cover the central part only (of a 2246x1582 V*Bench
+  image x in [330, 1912]), and existence checks and the final answer lose the sides of their
+  crops too. lmms-eval's built-in `llava_hf` model works this way.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 from PIL import Image
@@ -25,13 +35,21 @@ from focus_eval.protocol import GridGeometry
 from .base import HFAdapter
 from .flops import llava_vision_flops
 
+IMAGE_ASPECTS = ("pad", "crop")  # the first is the default
+
 
 class Llava15Adapter(HFAdapter):
     family = "llava_1_5"
     multi_image = False
     max_images = 1
+    adapter_options = {"image_aspect": IMAGE_ASPECTS}
 
-    def __init__(self, model, processor):
+    def __init__(self, model, processor, image_aspect: str = IMAGE_ASPECTS[0]):
+        if image_aspect not in IMAGE_ASPECTS:
+            raise ValueError(f"image_aspect={image_aspect!r}: expected one of {', '.join(IMAGE_ASPECTS)}")
+        self.image_aspect = image_aspect
+        if getattr(processor.image_processor, "do_pad", False):
+            processor.image_processor.do_pad = False  # padding is ours ("pad") or absent ("crop")
         super().__init__(model, processor)
         if self.config.vision_feature_select_strategy != "default":
             raise ValueError("LLaVA-1.5 adapter expects vision_feature_select_strategy='default' (CLS dropped), got "
@@ -47,20 +65,42 @@ class Llava15Adapter(HFAdapter):
         positions = (inputs["input_ids"][0] == self.image_token_id).nonzero().flatten().cpu()  # [576]
         if positions.numel() != self.grid_side**2:
             raise RuntimeError(f"expected {self.grid_side ** 2} image tokens, the processor produced {positions.numel()}")
-        covered = covered_box(image.size, self.processor.image_processor, self.base_resolution)
+        covered = covered_box(image.size, self.processor.image_processor, self.base_resolution,
+                              padded=self.image_aspect == "pad")
         return positions, GridGeometry.uniform(image.size, (self.grid_side, self.grid_side), covered)
+
+    def encode(self, texts: Sequence[str], images: Sequence[Image.Image],
+               each_image_alone: bool = False) -> BatchFeature:
+        """Every image padded to a square first when image_aspect is "pad" (module docstring)."""
+        if self.image_aspect == "pad":
+            fill = tuple(int(channel * 255) for channel in self.processor.image_processor.image_mean)
+            images = [pad_to_square(image, fill) for image in images]
+        return super().encode(texts, images, each_image_alone)
 
     def vision_flops(self, inputs: BatchFeature) -> int:
         """Per image: the CLIP tower over P patches + CLS and the projector (flops.llava_vision_flops)."""
         return inputs["pixel_values"].shape[0] * llava_vision_flops(self.config, self.grid_side**2, cls_token=True)
 
 
-def covered_box(image_size: tuple[int, int], image_processor: Any, side: int) -> tuple[float, float, float, float]:
-    """Box (x0, y0, x1, y1) in original pixels that the encoder's `side` x `side` input shows."""
+def pad_to_square(image: Image.Image, fill: tuple[int, int, int]) -> Image.Image:
+    """`image` centred on a square of its longer side filled with `fill` (LLaVA's expand2square)."""
+    width, height = image.size
+    if width == height:
+        return image
+    side = max(width, height)
+    square = Image.new(image.mode, (side, side), fill)
+    square.paste(image, ((side - width) // 2, (side - height) // 2))
+    return square
+
+
+def covered_box(image_size: tuple[int, int], image_processor: Any, side: int,
+                padded: bool) -> tuple[float, float, float, float]:
+    """Box (x0, y0, x1, y1) in original pixels that the encoder's `side` x `side` input shows,
+    for an image given to `image_processor` padded to a square (`pad_to_square`) or as is."""
     width, height = image_size
     # the array the resize sees, placed at (left, top) of the original image
     left, top, canvas_w, canvas_h = 0, 0, width, height
-    if type(image_processor).__name__.startswith("LlavaImageProcessor") and image_processor.do_pad:
+    if padded:
         canvas_w = canvas_h = max(width, height)
         left, top = -((canvas_w - width) // 2), -((canvas_h - height) // 2)
     out_h, out_w = canvas_h, canvas_w

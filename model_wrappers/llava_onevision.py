@@ -17,7 +17,10 @@ side (vision image_size, 384), P the patch (14), p = S // P tokens per crop side
    (align_corners=False) to (int(h // r), int(w // r));
 5. an image_newline token ends every grid row.
 Several images in one prompt: no anyres; each image is padded to a square (mean colour) and resized
-to S, p*p tokens and one newline.
+to S, p*p tokens and one newline (OneVision's multi-image form: its paper trains multi-image data
+at the base resolution). `encode(..., each_image_alone=True)` instead gives every image of such a
+prompt the layout it has alone (base view + anyres crops, as above): the processor and the model
+run anyres for an image whenever it is counted as its own prompt's only image.
 
 Choices (the paper is silent):
 - The grid is the local tokens as the language model receives them: after unpadding and the
@@ -190,14 +193,16 @@ class LlavaOnevisionAdapter(HFAdapter):
         """Layout of a (width, height) image alone in its prompt."""
         return anyres_layout(image_size, self.pinpoints, self.crop_side, self.patch_size, self.max_crops)
 
-    def encode(self, texts: Sequence[str], images: Sequence[Image.Image]) -> BatchFeature:
+    def encode(self, texts: Sequence[str], images: Sequence[Image.Image],
+               each_image_alone: bool = False) -> BatchFeature:
         """Images go to the processor nested per prompt: OneVision runs anyres only for a prompt
-        with exactly one image (a flat list would make every image its own single-image prompt)."""
+        with exactly one image. A flat list makes every image its own single-image "prompt" for
+        the processor and the model (batch_num_images all 1): each_image_alone."""
         counts = [text.count(self.processor.image_token) for text in texts]
         if sum(counts) != len(images):
             raise ValueError(f"the prompts reference {sum(counts)} images, {len(images)} given")
-        if not images:
-            return super().encode(texts, [])
+        if not images or each_image_alone:
+            return super().encode(texts, list(images))
         bounds = np.cumsum([0, *counts]).tolist()
         return super().encode(texts, [list(images[a:b]) for a, b in zip(bounds, bounds[1:])])
 

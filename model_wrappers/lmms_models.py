@@ -10,7 +10,8 @@ everything a model class receives before any weights are loaded:
 - model loading (`focus_eval.model_wrappers.load_adapter`'s arguments): pretrained (default:
   the family's checkpoint), dtype, attn_implementation, device or device_map, and the
   family's processor options (Qwen2.5-VL: min_pixels, max_pixels, defaulting to lmms-eval's
-  built-in qwen2_5_vl values so that the vanilla numbers are comparable); lmms-eval's
+  built-in qwen2_5_vl values so that the vanilla numbers are comparable; LLaVA-1.5:
+  image_aspect=pad|crop, default pad, see `focus_eval.model_wrappers.llava_1_5`); lmms-eval's
   batch_size and max_batch_size;
 - FOCUS options: every `FocusConfig` field (and `layers=START-END`) except `dataset` and
   `answer_scheme`, which each document sets (its `focus_dataset`, and the task: `vstar_logits`
@@ -65,7 +66,9 @@ from focus_eval.config import DATASETS, FocusConfig, coerce_overrides, load_conf
 from focus_eval.images import ImageLoadError
 from focus_eval.model_wrappers import default_checkpoint, load_adapter, missing_local_model
 from focus_eval.model_wrappers.base import ATTN_IMPLEMENTATIONS, DTYPES
+from focus_eval.model_wrappers.llava_1_5 import IMAGE_ASPECTS
 from focus_eval.pipeline import FocusPipeline, PipelineError
+from focus_eval.recall import add_recall
 from focus_eval.tasks.record import DocRecord, FocusQuestion
 from focus_eval.tasks.schemas import SCHEMAS
 from focus_eval.tasks.sources import check_local_dataset, register_local_dataset
@@ -83,11 +86,13 @@ class FocusModelSpec:
     class_name: str  # in this module
     aliases: tuple[str, ...] = ()
     processor_defaults: dict[str, int] = field(default_factory=dict)  # processor options and defaults
+    processor_choices: dict[str, tuple[str, ...]] = field(default_factory=dict)  # options -> values, default first
 
 
 MODEL_SPECS = (
     FocusModelSpec("llava_ov_focus", "llava_onevision", "LlavaOneVisionFocus"),
-    FocusModelSpec("llava_1_5_focus", "llava_1_5", "Llava15Focus", aliases=("llava15_focus",)),
+    FocusModelSpec("llava_1_5_focus", "llava_1_5", "Llava15Focus", aliases=("llava15_focus",),
+                   processor_choices={"image_aspect": IMAGE_ASPECTS}),
     # lmms-eval's built-in qwen2_5_vl model resizes images within these bounds
     FocusModelSpec("qwen2_5_vl_focus", "qwen2_5_vl", "Qwen25VLFocus",
                    processor_defaults={"min_pixels": 256 * 28 * 28, "max_pixels": 1605632}),
@@ -129,7 +134,7 @@ class FocusModelArgs:
     device: str | None
     batch_size: int
     device_map: str | None = None
-    processor_kwargs: dict[str, int] = field(default_factory=dict)  # the family's processor options
+    processor_kwargs: dict[str, Any] = field(default_factory=dict)  # the family's processor options
     save_maps: str | None = None  # directory for per-document pictures and traces
     resume_dir: str | None = None  # directory of finished questions' responses
     focus_overrides: dict[str, Any] = field(default_factory=dict)  # typed FocusConfig overrides
@@ -149,7 +154,7 @@ def parse_model_args(model_name: str, **kwargs: Any) -> FocusModelArgs:
     """Validate lmms-eval's keyword arguments for `model_name`; raises ValueError."""
     spec = model_spec(model_name)
     focus_names = {*FocusConfig.field_names(), "layers"} - DOCUMENT_FIELDS
-    known = {*_LOADING_ARGS, *_OUTPUT_ARGS, *spec.processor_defaults, *focus_names}
+    known = {*_LOADING_ARGS, *_OUTPUT_ARGS, *spec.processor_defaults, *spec.processor_choices, *focus_names}
     unknown = [name for name in kwargs if name not in known and not name.startswith(DATA_PREFIX)]
     if unknown:
         valid = sorted({*known, *(DATA_PREFIX + key for key in SCHEMAS)})
@@ -170,8 +175,10 @@ def parse_model_args(model_name: str, **kwargs: Any) -> FocusModelArgs:
             check_local_dataset(key, path)
             local_datasets[key] = str(path)
 
-    processor_kwargs = {name: _positive_int(model_name, name, kwargs.get(name, default))
-                        for name, default in spec.processor_defaults.items()}
+    processor_kwargs: dict[str, Any] = {name: _positive_int(model_name, name, kwargs.get(name, default))
+                                        for name, default in spec.processor_defaults.items()}
+    processor_kwargs.update({name: _choice(model_name, name, kwargs.get(name, choices[0]), choices)
+                             for name, choices in spec.processor_choices.items()})
     if processor_kwargs.get("min_pixels", 0) > processor_kwargs.get("max_pixels", float("inf")):
         raise ValueError(f"{model_name}: min_pixels={processor_kwargs['min_pixels']} exceeds "
                          f"max_pixels={processor_kwargs['max_pixels']}")
@@ -348,7 +355,8 @@ class FocusRequest:
                    "context": self.context, "config": self.config.to_dict(),
                    "decoding": [self.decoding.max_new_tokens, self.decoding.stop]}
         if self.question is not None:
-            payload.update(question=[self.question.question, self.question.options, self.question.error],
+            payload.update(question=[self.question.question, self.question.options, self.question.error,
+                                     self.question.gt_boxes],
                            image=_digest(self.doc[SCHEMAS[self.question.dataset].image_column]))
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
@@ -459,14 +467,17 @@ class FocusModel(lmms):
                 max_new_tokens=request.decoding.max_new_tokens, gen_kwargs={"stop": list(request.decoding.stop)},
                 config=request.config)
         except PipelineError as error:
+            recall = _recall(question, error.trace)
             self._save_maps(request, error.trace, image, [])
-            return self._failure(request, error, error.trace.counters), False
+            return self._failure(request, error, error.trace.counters, recall), False
+        recall = _recall(question, result.trace)
         self._save_maps(request, result.trace, image, result.final_images)
         if question is None:
             return result.answer, True
         trace = result.trace
         return DocRecord.success(result.answer, trace.counters, targets=[t.name for t in trace.targets],
-                                 final_layout=trace.final_layout, final_boxes=trace.final_boxes).to_response(), True
+                                 final_layout=trace.final_layout, final_boxes=trace.final_boxes,
+                                 **recall).to_response(), True
 
     def pipeline(self) -> FocusPipeline:
         """The FOCUS pipeline, loading the weights at the first call."""
@@ -484,9 +495,9 @@ class FocusModel(lmms):
 
     # --- helpers ------------------------------------------------------------------------------
 
-    def _failure(self, request: FocusRequest, error: Exception, counters=None) -> str:
+    def _failure(self, request: FocusRequest, error: Exception, counters=None, details: dict | None = None) -> str:
         if request.question is not None:
-            return DocRecord.failure(error, counters).to_response()
+            return DocRecord.failure(error, counters, **(details or {})).to_response()
         logger.error(f"{request.task} doc {request.doc_id} failed and answers nothing: {error}")
         return ""
 
@@ -512,6 +523,13 @@ class FocusModel(lmms):
             changed = [f"{k}={v!r}" for k, v in config.items() if k != "dataset" and first[k] != v]
             parts.append(f"{name}: as {first_name}" + (f" but {', '.join(changed)}" if changed else ""))
         return "; ".join(parts)
+
+
+def _recall(question: FocusQuestion | None, trace) -> dict[str, float | None]:
+    """The question's ROI recall readings, recorded in the trace too; {} without GT boxes."""
+    if question is None or not question.gt_boxes:
+        return {}
+    return add_recall(trace, question.gt_boxes, question.gt_names)
 
 
 def _digest(value: Any) -> str:

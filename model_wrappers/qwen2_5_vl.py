@@ -128,13 +128,15 @@ class Qwen25VLAdapter(HFAdapter):
 
     # --- overrides --------------------------------------------------------------------------
 
-    def encode(self, texts: Sequence[str], images: Sequence[Image.Image]) -> BatchFeature:
+    def encode(self, texts: Sequence[str], images: Sequence[Image.Image],
+               each_image_alone: bool = False) -> BatchFeature:
+        """Every image at its own native resolution, alone or not (each_image_alone changes nothing)."""
         for image in images:
             width, height = image.size
             if max(width, height) > MAX_ASPECT_RATIO * min(width, height):
                 raise AdapterInputError(f"{self.family}: image of size {width}x{height} has an aspect ratio above "
                                         f"{MAX_ASPECT_RATIO}, which the Qwen2.5-VL image processor refuses")
-        return super().encode(texts, images)
+        return super().encode(texts, images, each_image_alone)
 
     @contextmanager
     def edit_image_features(self, edit: Callable[[torch.Tensor], torch.Tensor | None]) -> Iterator[None]:

@@ -83,6 +83,10 @@ class Benchmark(abc.ABC):
     def metric_names(self, doc: dict) -> list[str]:
         """The accuracy metrics this question counts in (a subset of accuracy_metrics)."""
 
+    def record_metrics(self, doc: dict, record: DocRecord) -> dict[str, Any]:
+        """Further per-question metrics read from the model's record (V*Bench: roi_recall)."""
+        return {}
+
     # ---- shared ------------------------------------------------------------------------
 
     def row_problem(self, row: dict) -> str | None:
@@ -154,6 +158,7 @@ class Benchmark(abc.ABC):
         # Every metric gets a value, so that a category without questions reads N/A, not absent.
         metrics: dict[str, Any] = {name: entry if name in counted_in else None for name in self.accuracy_metrics}
         metrics.update(dict.fromkeys(COUNTER_COLUMNS) if error else record.counter_values())
+        metrics.update(self.record_metrics(doc, record))
         return metrics
 
 

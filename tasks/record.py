@@ -49,6 +49,8 @@ class FocusQuestion:
     options: tuple[str, ...]  # option texts; options[i] belongs to letter "ABCDE.."[i]
     answer_scheme: str  # "generate": answer the prompt; "logits": score each option text
     error: str | None  # the row's defect (missing option, bad label); None when usable
+    gt_boxes: tuple[tuple[float, ...], ...] = ()  # V*Bench target boxes (x0, y0, x1, y1), when annotated
+    gt_names: tuple[str, ...] = ()  # their target_object names ((): unknown)
 
     @classmethod
     def from_doc(cls, doc: Mapping[str, Any]) -> "FocusQuestion | None":
@@ -57,7 +59,9 @@ class FocusQuestion:
             return None
         return cls(dataset=doc["focus_dataset"], question=doc["focus_question"],
                    options=tuple(doc["focus_options"]), answer_scheme=doc["focus_answer_scheme"],
-                   error=doc["focus_error"] or None)
+                   error=doc["focus_error"] or None,
+                   gt_boxes=tuple(tuple(box) for box in doc.get("focus_gt_boxes") or ()),
+                   gt_names=tuple(doc.get("focus_gt_names") or ()))
 
     @property
     def lettered_options(self) -> list[tuple[str, str]]:
@@ -118,10 +122,11 @@ class DocRecord:
         """The per-sample counter metrics; None where not measured (no counters, or failed)."""
         if self.failed or not self.counters:
             return dict.fromkeys(COUNTER_COLUMNS)
-        return {column: _finite(self.counters.get(source)) for column, source in COUNTER_SOURCES.items()}
+        return {column: finite_number(self.counters.get(source)) for column, source in COUNTER_SOURCES.items()}
 
 
-def _finite(value: Any) -> float | None:
+def finite_number(value: Any) -> float | None:
+    """A finite number as float; None for anything else (None, NaN, a string, a bool)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         return None
     return float(value)

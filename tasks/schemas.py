@@ -5,7 +5,10 @@ fields those tasks read) and the notes on the hub datasets:
 
 - V*Bench (`lmms-lab-encoder/vstar-bench`, split test): `image` (Hugging Face Image),
   `text` (question with inline "(A) .. (B) .." options), `label` (letter), `category`
-  (direct_attributes / relative_position), `question_id`.
+  (direct_attributes / relative_position), `question_id`. Optional, the official V*
+  annotation fields (penghao-wu/vstar): `bbox` (list of [x, y, w, h] in original pixels, one
+  per target) and `target_object` (list of names, same order); a local copy may instead keep
+  them in a sidecar `<image stem>.json` beside each image file (see tasks/vstar/utils.py).
 - HRBench (`DreamMr/HR-Bench`, config hrbench_version_split, splits hrbench_4k /
   hrbench_8k): `index`, `question`, `A`..`D`, `answer` (letter), `category` (single /
   cross), `cycle_category` (which of the 4 option permutations), `image` (base64 string).
@@ -30,12 +33,14 @@ class Schema:
     id_column: str
     label_column: str
     question_column: str
+    optional_columns: tuple[str, ...] = ()  # read when present
 
 
 SCHEMAS: dict[str, Schema] = {
     "vstar": Schema(
         columns=("image", "text", "label", "category", "question_id"),
-        image_column="image", id_column="question_id", label_column="label", question_column="text"),
+        image_column="image", id_column="question_id", label_column="label", question_column="text",
+        optional_columns=("bbox", "target_object")),
     "hrbench4k": Schema(
         columns=("index", "question", "A", "B", "C", "D", "answer", "category", "cycle_category", "image"),
         image_column="image", id_column="index", label_column="answer", question_column="question"),

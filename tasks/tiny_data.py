@@ -5,7 +5,9 @@ Table 8, `scale` shrinks them): a smooth textured background, grey distractor bl
 few small coloured shapes (side 1.5 % of the shorter image side) that the questions ask
 about (colour, left/right position, a number written small), so a visual search has
 something small to find. Rows follow `focus_eval.tasks.schemas`: V*Bench's `image` is a
-Hugging Face Image, HRBench's `image` and MME-RealWorld's `bytes` are base64 JPEG strings,
+Hugging Face Image and its rows carry the official V* annotation fields `bbox` ([x, y, w, h]
+of each object the question is about) and `target_object` (their names), so that the ROI
+recall metric runs end to end, HRBench's `image` and MME-RealWorld's `bytes` are base64 JPEG strings,
 HRBench repeats each question in its 4 option permutations (`cycle_category` cycle_0..3),
 MME-RealWorld-Lite has one question per Perception/Reasoning domain of Table 9.
 
@@ -145,21 +147,30 @@ def vstar_rows(rng: random.Random, size, bad_rows: bool) -> list[dict[str, Any]]
             thing = rng.choice(scene.things)
             options, answer = _choices(rng, thing.color, COLORS, 4)
             question, category = f"What is the color of the {thing.shape}?", "direct_attributes"
+            targets = [(thing, thing.shape)]
         else:
             first, second = rng.sample(scene.things, k=2)
             options = ["left", "right"]
             answer = 0 if first.box[0] < second.box[0] else 1
             question = f"Is the {first.name} on the left or right side of the {second.name}?"
             category = "relative_position"
+            targets = [(first, first.name), (second, second.name)]
         text = question + "".join(f"\n({_letter(i)}) {o}" for i, o in enumerate(options))
         rows.append({"image": {"bytes": jpeg_bytes(scene.image), "path": None}, "text": text,
-                     "label": _letter(answer), "category": category, "question_id": qid})
+                     "label": _letter(answer), "category": category, "question_id": qid,
+                     "bbox": [_xywh(thing.box) for thing, _ in targets],
+                     "target_object": [name for _, name in targets]})
     if bad_rows:
         good = rows[0]
         rows.append({**good, "image": {"bytes": NOT_AN_IMAGE, "path": None}, "question_id": len(rows)})
         rows.append({**good, "text": "What is the color of the square?\n(A) red\n(B) ", "label": "B",
                      "question_id": len(rows)})
     return rows
+
+
+def _xywh(box: tuple[int, int, int, int]) -> list[float]:
+    x0, y0, x1, y1 = box
+    return [float(x0), float(y0), float(x1 - x0), float(y1 - y0)]
 
 
 def hrbench_rows(rng: random.Random, size, bad_rows: bool) -> list[dict[str, Any]]:
@@ -226,7 +237,9 @@ def build_rows(key: str, *, scale: float = 1.0, bad_rows: bool = False, seed: in
     width, height = SIZES[key]
     size = (max(64, round(width * scale)), max(64, round(height * scale)))
     rows = _ROW_BUILDERS[key](random.Random(f"{key}:{seed}"), size, bad_rows)
-    return [{column: row[column] for column in SCHEMAS[key].columns} for row in rows]
+    schema = SCHEMAS[key]
+    return [{column: row[column] for column in (*schema.columns, *schema.optional_columns) if column in row}
+            for row in rows]
 
 
 def features(key: str):
@@ -235,7 +248,9 @@ def features(key: str):
     text, integer = datasets.Value("string"), datasets.Value("int64")
     if key == "vstar":
         return datasets.Features({"image": datasets.Image(), "text": text, "label": text, "category": text,
-                                  "question_id": integer})
+                                  "question_id": integer,
+                                  "bbox": datasets.List(datasets.List(datasets.Value("float64"))),
+                                  "target_object": datasets.List(text)})
     if key == "mme_realworld_lite":
         return datasets.Features({"index": integer, "question": text, "multi-choice options": datasets.List(text),
                                   "answer": text, "category": text, "l2-category": text, "bytes": text})

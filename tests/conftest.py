@@ -27,17 +27,20 @@ def tiny_checkpoint(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tiny_adapter(tiny_checkpoint):
-    """tiny_adapter(family, attn_implementation="sdpa", dtype="auto", seed=0, **options) -> adapter
-    loaded from a tiny checkpoint through load_adapter (the hub-id code path), on CPU, cached."""
+    """tiny_adapter(family, attn_implementation="sdpa", dtype="auto", seed=0, image_aspect=None, **options)
+    -> adapter loaded from a tiny checkpoint (built with **options) through load_adapter (the
+    hub-id code path), on CPU, cached. image_aspect: the LLaVA-1.5 adapter option (None: default)."""
     from focus_eval.model_wrappers import load_adapter
 
     loaded = {}
 
-    def load(family: str, attn_implementation: str = "sdpa", dtype: str = "auto", seed: int = 0, **options):
-        key = (family, attn_implementation, dtype, seed, tuple(sorted(options.items())))
+    def load(family: str, attn_implementation: str = "sdpa", dtype: str = "auto", seed: int = 0,
+             image_aspect: str | None = None, **options):
+        key = (family, attn_implementation, dtype, seed, image_aspect, tuple(sorted(options.items())))
         if key not in loaded:
+            adapter_options = {} if image_aspect is None else {"image_aspect": image_aspect}
             loaded[key] = load_adapter(tiny_checkpoint(family, seed, **options), device="cpu", dtype=dtype,
-                                       attn_implementation=attn_implementation)
+                                       attn_implementation=attn_implementation, **adapter_options)
         return loaded[key]
 
     return load

@@ -52,11 +52,16 @@ class FakeAdapter:
                                                           "generate": 0, "option_scores": 0, "with_keys": 0})
     fail_generate_with_images: bool = False
     locatable: bool = True
+    prefills: list = field(default_factory=list)  # (prompt, target, target_offset) of every prefill
+    scored: list = field(default_factory=list)  # the options of every option_scores call
+    final_calls: list = field(default_factory=list)  # (image sizes, image_texts, each_image_alone) of answers
 
-    def prefill(self, image, prompt, target, layers, with_keys=False):
-        if not self.locatable or target not in prompt:
+    def prefill(self, image, prompt, target, layers, with_keys=False, target_offset=None):
+        if not self.locatable or target not in prompt or (
+                target_offset is not None and not prompt.startswith(target, target_offset)):
             raise TargetLocationError(f"{target!r} not found in the tokens of {prompt!r}")
         self.calls["prefill"] += 1
+        self.prefills.append((prompt, target, target_offset))
         rows, cols = self.grid_shape
         geometry = GridGeometry.uniform(image.size, self.grid_shape)
         prefix, num_visual = 3, rows * cols
@@ -92,8 +97,11 @@ class FakeAdapter:
         return YesNo(logits=logits, cost=PassCost(passes=len(images), batches=1,
                                                   flops=PASS_FLOPS * len(images), tokens=10 * len(images)))
 
-    def generate(self, images: Sequence[Image.Image], prompt: str, max_new_tokens: int, stop=(), **gen_kwargs):
+    def generate(self, images: Sequence[Image.Image], prompt: str, max_new_tokens: int, stop=(), image_texts=None,
+                 each_image_alone=False, **gen_kwargs):
         self.calls["generate"] += 1
+        if images:
+            self.final_calls.append(([im.size for im in images], image_texts, each_image_alone))
         if not images:
             text = min((self.reply.split(s)[0] for s in stop), key=len, default=self.reply)
         elif self.fail_generate_with_images:
@@ -102,11 +110,15 @@ class FakeAdapter:
             text = "A" if any(colour_fraction(im, "red") > 0 for im in images) else "B"
         return Generation(text=text, cost=PassCost(passes=1, batches=1, flops=PASS_FLOPS, tokens=20))
 
-    def option_scores(self, images, prompt, options):
+    def option_scores(self, images, prompt, options, image_texts=None, each_image_alone=False):
+        """Summed "log-probability" 0 for the option whose last word names what the images
+        show (red or not), -1 per word for the others."""
         self.calls["option_scores"] += 1
+        self.scored.append(list(options))
         red = any(colour_fraction(im, "red") > 0 for im in images)
-        scores = [1.0 if (option == "red") == red else 0.0 for option in options]
-        return OptionScores(scores=scores, cost=PassCost(passes=len(options), batches=len(options),
+        words = [option.rstrip(".").split() for option in options]
+        scores = [0.0 if (w[-1] == "red") == red else -float(len(w)) for w in words]
+        return OptionScores(scores=scores, token_counts=[len(w) for w in words], cost=PassCost(passes=len(options), batches=len(options),
                                                          flops=PASS_FLOPS * len(options), tokens=0))
 
     @staticmethod

@@ -13,6 +13,7 @@ from transformers import AutoProcessor, LlamaConfig, LlavaOnevisionProcessor, Qw
 from transformers.models.llama.modeling_llama import LlamaRotaryEmbedding, apply_rotary_pos_emb
 from transformers.utils import is_torchvision_available
 
+from focus_eval.config import FocusConfig
 from focus_eval.model_wrappers import default_checkpoint, load_adapter
 from focus_eval.model_wrappers.base import (
     answer_separator,
@@ -27,6 +28,7 @@ from focus_eval.model_wrappers.base import (
 )
 from focus_eval.model_wrappers.flops import attention_flops, measure_flops
 from focus_eval.protocol import TargetLocationError
+from focus_eval.ranking import existence_prompt
 
 
 def noise_image(width, height, seed=0):
@@ -122,6 +124,22 @@ def test_locate_in_prompt():
         locate_in_prompt(text, prompt, "dog")
     with pytest.raises(TargetLocationError, match="not verbatim"):
         locate_in_prompt("USER: something else", prompt, "cat")
+
+
+def test_locate_in_prompt_at_a_known_offset():
+    # a target that is also a word of the existence template: "a" is found at its field
+    prompt, offset = existence_prompt(FocusConfig().existence_prompt, "a")
+    assert prompt == "Is there a a in the image? Answer Yes or No." and offset == 11
+    text = f"USER: <image>\n{prompt} ASSISTANT:"
+    start, end = locate_in_prompt(text, prompt, "a", offset)
+    assert (start, end) == (text.index(prompt) + 11, text.index(prompt) + 12)
+    assert locate_in_prompt(text, prompt, "a")[0] == text.index(prompt) + 9  # the first occurrence: the template's
+    with pytest.raises(TargetLocationError, match="not at offset 12"):
+        locate_in_prompt(text, prompt, "a", 12)
+    # a template with escaped braces before its field
+    assert existence_prompt("{{Q}} Is there a {target}?", "cat") == ("{Q} Is there a cat?", 15)
+    with pytest.raises(ValueError, match="no {target} field"):
+        existence_prompt("Is there a cat?", "cat")
 
 
 def test_answer_token_follows_the_generation_prompt(tiny_adapter):

@@ -47,6 +47,21 @@ def test_answer_returns_the_answer_maps_rois_inputs_and_counters(tmp_path):
         result.relevance_map(1)
 
 
+def test_gt_boxes_give_the_recall_and_are_drawn(tmp_path):
+    from focus_eval.visualize import GT_COLOUR
+
+    focus = Focus(FakeAdapter(), small_config())
+    result = focus.answer(red_square_image(tmp_path), QUESTION, gt_boxes=[RED, (0, 0, 20, 20)], gt_names=["square", "corner"])
+    trace = result.trace
+    assert trace.gt_boxes == [list(map(float, RED)), [0.0, 0.0, 20.0, 20.0]] and trace.gt_names == ["square", "corner"]
+    assert trace.roi_recall == 0.5 and trace.roi_recall_chosen == 0.5  # the square is found, the corner not
+    picture = np.asarray(result.picture())
+    assert (picture == GT_COLOUR).all(-1).sum() > 100
+    plain = focus.answer(red_square_image(tmp_path), QUESTION)
+    assert plain.trace.gt_boxes == [] and plain.trace.roi_recall is None
+    assert not (np.asarray(plain.picture()) == GT_COLOUR).all(-1).any()
+
+
 def test_picture_and_save_write_the_same_picture(tmp_path):
     result = Focus(FakeAdapter(), small_config()).answer(Image.open(red_square_image(tmp_path)), QUESTION)
     png, trace_json = result.save(tmp_path / "out", "scene")

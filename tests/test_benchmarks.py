@@ -1,5 +1,6 @@
 """benchmarks/adapters.py keeps working: a tiny run end to end, and its 7B architectures are the
-real ones (parameter counts of the hub checkpoints). Nothing here is timed."""
+real ones (parameter counts of the hub checkpoints); benchmarks/fidelity.py's planted-map
+measurement of the ROI expansion readings. Nothing here is timed."""
 
 import importlib.util
 import json
@@ -12,14 +13,32 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module")
-def bench():
-    spec = importlib.util.spec_from_file_location("benchmark_adapters", ROOT / "benchmarks" / "adapters.py")
+def load_script(name: str):
+    spec = importlib.util.spec_from_file_location(f"benchmark_{name}", ROOT / "benchmarks" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up
     spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def bench():
+    module = load_script("adapters")
     yield module
-    del sys.modules[spec.name]
+    del sys.modules[module.__name__]
+
+
+def test_expansion_readings_on_planted_maps_agree_with_table_12():
+    """Table 12b/c/e need the ROIs to reach s_max whatever the threshold in [0.3, 0.7]: only the
+    "mean" reading (the default) does; the others stay at s_min and move with the threshold."""
+    fidelity = load_script("fidelity")
+    try:
+        readings = fidelity.expansion_readings(scenes=6)
+    finally:
+        del sys.modules[fidelity.__name__]
+    assert readings["mean"]["at s_max (t=0.7)"] >= 0.95 and readings["mean"]["changed 0.3 vs 0.7"] == 0
+    for reading in ("global", "max", "anchor"):
+        assert readings[reading]["at s_max (t=0.7)"] < 0.05 and readings[reading]["changed 0.3 vs 0.7"] > 0.5
 
 
 def test_tiny_run_measures_vanilla_focus_and_a_prototype_side_by_side(bench, tmp_path):

@@ -45,6 +45,15 @@ def test_answer_prints_the_answer_and_the_counters(fake_checkpoints, tmp_path, c
     assert lines[2].startswith("forward passes: search ") and "+ targets 1 + answer 1 = " in lines[2]
 
 
+def test_image_aspect_goes_to_the_loader(fake_checkpoints, tmp_path, capsys):
+    checkpoint, calls = fake_checkpoints
+    image = red_square_image(tmp_path)
+    assert run(capsys, "answer", "--model", checkpoint, "--image", image, "--question", QUESTION, "--quiet")[0] == 0
+    assert run(capsys, "answer", "--model", checkpoint, "--image", image, "--question", QUESTION, "--quiet",
+               "--image-aspect", "crop")[0] == 0
+    assert "image_aspect" not in calls[0] and calls[1]["image_aspect"] == "crop"
+
+
 def test_json_output_parses_and_carries_the_counters(fake_checkpoints, tmp_path, capsys):
     checkpoint, _ = fake_checkpoints
     code, out, _ = run(capsys, "answer", "--model", checkpoint, "--image", red_square_image(tmp_path),

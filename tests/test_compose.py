@@ -284,6 +284,30 @@ def test_multi_image_type2_one_crop_per_merged_box_and_no_duplicates():
     result = compose(image, chosen, question_type=2, multi_image=True)
     assert result.boxes == [(0, 0, 1000, 1000), (0, 0, 150, 150), (600, 600, 700, 700)]
     assert len(result.images) == 3 and result.images[1].size == (150, 150)
+    assert result.texts[2] == "Image 3 is an enlarged view of the region with target 1 and target 2."
+
+
+def test_multi_image_texts_say_what_each_image_shows():
+    # A.5 / ZoomEye: the global view with outlines, then one enlarged crop per target, each introduced
+    image = scene(size=(1920, 1080))
+    chosen = [[(100, 100, 200, 200)], [], [(1500, 800, 1600, 900), (1700, 100, 1800, 200)]]
+    result = compose_final_input(image, chosen, question_type=2, multi_image=True, t_obj_dist=1200.0,
+                                 canvas_size=672, names=["the red car", "the bus", "boats"])
+    assert result.texts == [
+        "Image 1 is the full image; red outlines mark the regions shown enlarged in the next images.",
+        "Image 2 is an enlarged view of the region with the red car.",
+        "Image 3 is an enlarged view of the region with boats.",
+        "Image 4 is an enlarged view of the region with boats.",
+    ]
+    assert len(result.texts) == len(result.images)
+    one = compose_final_input(image, [[(100, 100, 200, 200)]], question_type=1, multi_image=True,
+                              t_obj_dist=1200.0, canvas_size=672, names=["the red car"])
+    assert one.texts[0] == "Image 1 is the full image; red outlines mark the region shown enlarged in the next image."
+    # single-image layouts have no texts
+    assert compose(image, [[(100, 100, 200, 200)]]).texts == [] and compose(image, []).texts == []
+    with pytest.raises(ValueError, match="2 names for 1 targets"):
+        compose_final_input(image, [[(0, 0, 5, 5)]], question_type=1, multi_image=True, t_obj_dist=1.0,
+                            canvas_size=672, names=["a", "b"])
 
 
 def test_boxes_at_the_border_are_clipped_before_composing():

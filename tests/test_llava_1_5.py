@@ -17,7 +17,11 @@ from adapter_checks import (
     noise_image,
 )
 from focus_eval.model_wrappers.base import AdapterInputError
-from focus_eval.model_wrappers.llava_1_5 import Llava15Adapter, covered_box
+from focus_eval.config import load_config
+from focus_eval.model_wrappers import base as adapter_base
+from focus_eval.model_wrappers.llava_1_5 import Llava15Adapter, covered_box, pad_to_square
+from focus_eval.pipeline import FocusPipeline
+from focus_eval.ranking import existence_prompt
 from focus_eval.protocol import Adapter, TargetLocationError
 
 FAMILY = "llava_1_5"
@@ -56,17 +60,89 @@ def test_visual_tokens_match_processor(tiny_adapter, preprocessing, size):
     assert prefill.values.shape[2] == len(input_ids)
 
 
-def test_covered_box_by_hand(tiny_adapter):
-    pad = tiny_adapter(FAMILY, image_preprocessing="pad").processor.image_processor
-    crop = tiny_adapter(FAMILY, image_preprocessing="crop").processor.image_processor
-    # pad: 1000x150 centred on a 1000 square, (1000 - 150) // 2 = 425 rows above
-    assert covered_box((1000, 150), pad, 56) == (0, -425, 1000, 575)
-    assert covered_box((120, 901), pad, 56) == (-390, 0, 511, 901)
-    # crop: 1000x150 -> 373x56 (int(56 * 1000 / 150)), left = (373 - 56) // 2 = 158
-    assert covered_box((1000, 150), crop, 56) == pytest.approx((158 * 1000 / 373, 0, 214 * 1000 / 373, 150))
+@pytest.mark.parametrize("preprocessing", ["pad", "crop"])
+def test_covered_box_by_hand(tiny_adapter, preprocessing):
+    processor = tiny_adapter(FAMILY, image_preprocessing=preprocessing).processor.image_processor
+    # padded: 1000x150 centred on a 1000 square, (1000 - 150) // 2 = 425 rows above
+    assert covered_box((1000, 150), processor, 56, padded=True) == (0, -425, 1000, 575)
+    assert covered_box((120, 901), processor, 56, padded=True) == (-390, 0, 511, 901)
+    # centre crop: 1000x150 -> 373x56 (int(56 * 1000 / 150)), left = (373 - 56) // 2 = 158
+    assert covered_box((1000, 150), processor, 56, padded=False) == pytest.approx(
+        (158 * 1000 / 373, 0, 214 * 1000 / 373, 150))
     # 120x901 -> 56x420, top = (420 - 56) // 2 = 182
-    assert covered_box((120, 901), crop, 56) == pytest.approx((0, 182 * 901 / 420, 120, 238 * 901 / 420))
-    assert covered_box((224, 224), crop, 56) == (0, 0, 224, 224)
+    assert covered_box((120, 901), processor, 56, padded=False) == pytest.approx(
+        (0, 182 * 901 / 420, 120, 238 * 901 / 420))
+    assert covered_box((224, 224), processor, 56, padded=False) == (0, 0, 224, 224)
+
+
+def test_image_aspect_pad_is_the_default_and_is_the_llava_processors_own_padding(tiny_adapter, tiny_checkpoint):
+    # The hub checkpoint's CLIP processor centre-crops; the default pads first, with the mean colour.
+    adapter = tiny_adapter(FAMILY)
+    assert adapter.image_aspect == "pad"
+    image = noise_image(1000, 150)
+    text = adapter.chat_text(PROMPT.format("cat"), 1)
+    fill = tuple(int(channel * 255) for channel in adapter.processor.image_processor.image_mean)
+    assert fill == (122, 116, 104)  # CLIP's mean, as LLaVA's expand2square uses it
+    square = pad_to_square(image, fill)
+    assert square.size == (1000, 1000) and square.getpixel((0, 0)) == fill
+    assert square.crop((0, 425, 1000, 575)).tobytes() == image.tobytes()
+    expected = adapter.processor(text=[text], images=[square], return_tensors="pt")["pixel_values"]
+    torch.testing.assert_close(adapter.encode([text], [image])["pixel_values"], expected, atol=0, rtol=0)
+    # a LLaVA image processor with do_pad pads the same way: its own output on the raw image
+    padding = tiny_adapter(FAMILY, image_preprocessing="pad")
+    assert padding.processor.image_processor.do_pad is False  # switched off: never padded twice
+    own = adapter_base.load_processor(tiny_checkpoint(FAMILY, image_preprocessing="pad"))
+    assert own.image_processor.do_pad is True
+    torch.testing.assert_close(padding.encode([text], [image])["pixel_values"],
+                               own(text=[text], images=[image], return_tensors="pt")["pixel_values"], atol=0, rtol=0)
+
+
+def test_image_aspect_crop_is_the_hub_processor_alone(tiny_adapter):
+    adapter = tiny_adapter(FAMILY, image_aspect="crop")
+    image = noise_image(1000, 150)
+    text = adapter.chat_text(PROMPT.format("cat"), 1)
+    expected = adapter.processor(text=[text], images=[image], return_tensors="pt")["pixel_values"]
+    torch.testing.assert_close(adapter.encode([text], [image])["pixel_values"], expected, atol=0, rtol=0)
+
+
+def test_image_aspect_is_checked_before_loading(tiny_checkpoint):
+    from focus_eval.model_wrappers import load_adapter
+
+    with pytest.raises(ValueError, match="image_aspect='squash': expected one of pad, crop"):
+        load_adapter(tiny_checkpoint(FAMILY), device="cpu", image_aspect="squash")
+    with pytest.raises(ValueError, match="image_aspect is not an option of the llava_onevision adapter"):
+        load_adapter(tiny_checkpoint("llava_onevision"), device="cpu", image_aspect="pad")
+
+
+def test_far_left_target_of_a_wide_image_is_found_only_when_padded(tiny_adapter):
+    """Issue 9: the hub processor's centre crop shows a 2000x400 image only in x [800, 1200];
+    padded to a square, a target at the far left is found."""
+    size = (2000, 400)
+    cropped = tiny_adapter(FAMILY, image_aspect="crop", image_size=168)
+    geometry = cropped.prefill(noise_image(*size), PROMPT.format("cat"), "cat", [0]).geometry
+    assert geometry.cell_boxes[..., 0].min() == pytest.approx(800) and geometry.cell_boxes[..., 2].max() == 1200
+    # padded: 12 x 12 cells of 166.7 px over y in [-800, 1200); the image spans rows 4.8 to 7.2
+    padded = tiny_adapter(FAMILY, image_size=168)
+    assert_planted_target_found(padded, noise_image(*size), (5, 0, 7, 2))  # x in [0, 333)
+
+
+def test_vanilla_and_focus_send_only_padded_squares(tiny_adapter, monkeypatch):
+    adapter = tiny_adapter(FAMILY)
+    seen = []
+    encode = adapter_base.HFAdapter.encode
+
+    def spy(self, texts, images, each_image_alone=False):
+        seen.extend(image.size for image in images)
+        return encode(self, texts, images, each_image_alone)
+
+    monkeypatch.setattr(adapter_base.HFAdapter, "encode", spy)
+    question = "What is the color of the red car?\n(A) red (B) blue"
+    for method in ("vanilla", "focus"):
+        seen.clear()
+        config = load_config(FAMILY, "vstar", method=method, target_extraction="rules", n_steps=2)
+        FocusPipeline(adapter, config).answer(noise_image(900, 300), question, max_new_tokens=2)
+        assert seen and all(width == height for width, height in seen), (method, seen)
+        assert (900, 900) in seen
 
 
 def _features(adapter, image):
@@ -89,13 +165,15 @@ def _region(geometry, cells, image_size):
     return (x0, y0, x1, y1) if x1 > x0 and y1 > y0 else None
 
 
-@pytest.mark.parametrize("preprocessing", ["pad", "crop"])
+@pytest.mark.parametrize("preprocessing, aspect", [("crop", "pad"), ("crop", "crop"), ("pad", "pad"), ("pad", "crop")])
 @pytest.mark.parametrize("size", SIZES)
-def test_perturbing_a_region_changes_exactly_the_overlapping_cells(tiny_adapter, preprocessing, size):
+def test_perturbing_a_region_changes_exactly_the_overlapping_cells(tiny_adapter, preprocessing, aspect, size):
     """With a vision tower without attention mixing and nearest resampling, a pixel can only
     affect the token whose cell contains it: the changed tokens ARE the cells overlapping the
-    perturbed region, in the row-major order of visual_positions."""
-    adapter = tiny_adapter(FAMILY, image_preprocessing=preprocessing, local_vision=True, resample=NEAREST)
+    perturbed region, in the row-major order of visual_positions. For either image processor
+    (CLIP as on the hub, LLaVA's with do_pad) and either image_aspect."""
+    adapter = tiny_adapter(FAMILY, image_preprocessing=preprocessing, local_vision=True, resample=NEAREST,
+                           image_aspect=aspect)
     pixels = np.asarray(noise_image(*size, seed=1))
     reference, geometry = _features(adapter, Image.fromarray(pixels))
     boxes = geometry.cell_boxes
@@ -219,6 +297,17 @@ def test_target_located(adapter, prompt, target):
     assert positions[0] > prefill.visual_positions.max()  # inside the user's text, after the image
 
 
+def test_target_found_at_the_templates_offset_not_in_its_words(adapter):
+    # "the" also begins the template's "there": the offset points at the target's field
+    prompt, offset = existence_prompt(PROMPT.replace("{}", "{target}"), "the")
+    prefill = adapter.prefill(noise_image(40, 40), prompt, "the", [0], target_offset=offset)
+    searched = adapter.prefill(noise_image(40, 40), prompt, "the", [0])
+    ids = adapter.encode([adapter.chat_text(prompt, 1)], [noise_image(40, 40)])["input_ids"][0]
+    assert adapter.tokenizer.decode(ids[prefill.target_positions]).strip() == "the"
+    assert "there" in adapter.tokenizer.decode(ids[searched.target_positions])  # the old first-match reading
+    assert prefill.target_positions.min() > searched.target_positions.max()
+
+
 def test_target_not_in_prompt(adapter):
     with pytest.raises(TargetLocationError, match="does not occur"):
         adapter.prefill(noise_image(40, 40), PROMPT.format("cat"), "dog", [0])
@@ -248,9 +337,9 @@ def test_missing_or_extra_images(adapter):
         adapter.prefill(noise_image(9, 9), PROMPT.format("cat"), "cat", [2])
 
 
-@pytest.mark.parametrize("preprocessing", ["pad", "crop"])
-def test_single_pixel_image(tiny_adapter, preprocessing):
-    prefill = tiny_adapter(FAMILY, image_preprocessing=preprocessing).prefill(
+@pytest.mark.parametrize("aspect", ["pad", "crop"])
+def test_single_pixel_image(tiny_adapter, aspect):
+    prefill = tiny_adapter(FAMILY, image_aspect=aspect).prefill(
         noise_image(1, 1), PROMPT.format("cat"), "cat", [0])
     boxes = prefill.geometry.cell_boxes
     assert boxes[0, 0, :2].tolist() == [0, 0] and boxes[-1, -1, 2:].tolist() == [1, 1]

@@ -324,6 +324,46 @@ def test_several_images_in_one_prompt_have_no_anyres(adapter):
         adapter.encode([text], images[:2])
 
 
+def test_each_image_alone_keeps_every_images_anyres_layout(adapter):
+    """The final input's crops as their existence checks saw them: each image of the prompt gets
+    the token layout (base view + anyres crops) it has alone, in order."""
+    images = [noise_image(640, 480, 1), noise_image(80, 300, 2), noise_image(30, 30, 3)]
+    text = adapter.chat_text("Describe the image.", num_images=3)
+    inputs = adapter.encode([text], images, each_image_alone=True)
+    alone = [adapter.anyres_layout(image.size) for image in images]
+    assert int((inputs["input_ids"] == adapter.image_token_id).sum()) == sum(layout.num_tokens for layout in alone)
+    assert inputs["batch_num_images"].tolist() == [1, 1, 1]
+    assert adapter.num_crops(inputs) == sum(1 + layout.crops[0] * layout.crops[1] for layout in alone)
+    with torch.inference_mode():
+        logits = adapter.model(**inputs).logits
+    assert torch.isfinite(logits).all()
+    first = adapter.encode([adapter.chat_text("Describe the image.", 1)], images[:1])
+    assert int((first["input_ids"] == adapter.image_token_id).sum()) == alone[0].num_tokens
+
+
+def test_interleaved_texts_follow_their_images(adapter):
+    images = [noise_image(200, 120, 4), noise_image(64, 64, 5)]
+    texts = ["Image 1 is the full image.", "Image 2 is an enlarged view of the region with the cat."]
+    chat = adapter.chat_text("What is the color of the cat?", 2, texts)
+    assert adapter.image_placeholder == adapter.processor.image_token
+    first, second = chat.index(adapter.image_placeholder), chat.rindex(adapter.image_placeholder)
+    assert first < chat.index(texts[0]) < second < chat.index(texts[1]) < chat.index("What is the color")
+    inputs = adapter.encode([chat], images, each_image_alone=True)
+    ids = inputs["input_ids"][0].tolist()
+    image_id = adapter.image_token_id
+    runs = [i for i in range(len(ids)) if ids[i] == image_id and (i == 0 or ids[i - 1] != image_id)]
+    assert len(runs) == 2
+    between = adapter.tokenizer.decode([t for t in ids[runs[0]:runs[1]] if t != image_id])
+    assert texts[0] in between
+    reply = adapter.generate(images, "What is the color of the cat?", 3, image_texts=texts, each_image_alone=True)
+    assert reply.cost.tokens >= len(ids)
+    scored = adapter.option_scores(images, "What is the color of the cat?", ["red", "blue"], image_texts=texts)
+    assert scored.token_counts == [len(adapter.tokenizer("red", add_special_tokens=False)["input_ids"]),
+                                   len(adapter.tokenizer("blue", add_special_tokens=False)["input_ids"])]
+    with pytest.raises(AdapterInputError, match="1 image texts for 2 images"):
+        adapter.chat_text("q", 2, texts[:1])
+
+
 def test_option_scores_with_several_images(adapter):
     images = [noise_image(200, 120, 4), noise_image(64, 64, 5)]
     scored = adapter.option_scores(images, "What is the color of the car?", ["red", "blue"])
@@ -446,7 +486,7 @@ def test_planted_target_features_drive_relevance_and_top_roi(adapter, size, frac
 
 
 @pytest.mark.parametrize("call", ["prefill", "yes_no", "generate_multi_image", "generate_text_only",
-                                  "option_scores_multi_image"])
+                                  "option_scores_multi_image", "generate_each_image_alone"])
 def test_flops_match_measured(adapter, call):
     shrunk, small = noise_image(640, 480), noise_image(90, 60)
     assert adapter.anyres_layout(shrunk.size).grid_shape != adapter.anyres_layout(shrunk.size).unpadded_shape
@@ -457,6 +497,8 @@ def test_flops_match_measured(adapter, call):
         "generate_text_only": lambda: adapter.generate([], "Describe the image.", 5),
         "option_scores_multi_image": lambda: adapter.option_scores([shrunk, small], "What is the color?",
                                                                    ["red", "blue bag"]),
+        "generate_each_image_alone": lambda: adapter.generate([shrunk, small], "Describe the image.", 5,
+                                                              image_texts=["a", "b"], each_image_alone=True),
     }
     result, measured = measure_flops(calls[call])
     assert measured > 0

@@ -308,6 +308,13 @@ def test_cli_focus_model_reports_accuracy_counters_and_failed_rows(single_run):
     assert run.results["vstar"]["vstar_overall_acc,none"] == pytest.approx(100 * sum(scores) / len(scores))
     assert "ImageLoadError" in run.samples["vstar"][4]["vstar_overall_acc"]["error"]
     assert run.samples["hrbench4k"][9]["average"]["error"] == "option D missing"
+    # ROI recall of the tiny V*Bench's annotated boxes: per question in the samples and the traces
+    recalls = [s["roi_recall"] for s in run.samples["vstar"]]
+    assert all(0 <= r <= 1 for r in recalls[:4]) and recalls[4:] == [None, None]  # the defective rows
+    assert run.results["vstar"]["roi_recall,none"] == pytest.approx(sum(recalls[:4]) / 4)
+    assert table[("vstar", "roi_recall")] != "N/A" and "roi_recall,none" not in run.results["hrbench4k"]
+    trace = json.loads((maps / "vstar_0.json").read_text())
+    assert trace["gt_boxes"] and trace["roi_recall"] == recalls[0]
     assert sorted(path.name for path in maps.glob("*.png")) == sorted(
         f"{task}_{i}.png" for task, rows in FOCUS_TASKS.items() for i in range(rows - 2))
     assert f"{FOCUS_MODEL}: loaded {FOCUS_FAMILY} checkpoint" in run.output

@@ -74,6 +74,7 @@ def test_valid_args_are_typed_and_configs_follow_table7(tmp_path):
     ({"batch_size": "auto"}, "batch_size='auto': expected a positive integer"),
     ({"data_vstar_logits": "/x"}, "unknown benchmark in 'data_vstar_logits'"),
     ({"min_pixels": 1000}, "unknown model argument 'min_pixels'"),  # a Qwen2.5-VL processor option
+    ({"image_aspect": "crop"}, "unknown model argument 'image_aspect'"),  # a LLaVA-1.5 adapter option
     ({"device": "cpu", "device_map": "auto"}, "give device or device_map, not both"),
     ({"save_maps": True}, "save_maps=True: expected a name or path"),
     ({"pretrained": "/no/such/checkpoint"}, "pretrained='/no/such/checkpoint': no such model folder"),
@@ -117,6 +118,14 @@ def test_loading_outputs_and_processor_args():
     assert small == {"min_pixels": 3136, "max_pixels": 50176}
     with pytest.raises(ValueError, match="min_pixels=200704 exceeds max_pixels=1000"):
         parse_model_args("qwen2_5_vl_focus", max_pixels=1000)
+
+
+def test_llava_1_5_image_aspect_defaults_to_pad():
+    # the paper's and the original LLaVA-1.5 evaluation's pad to square, for FOCUS and vanilla alike
+    assert parse_model_args("llava_1_5_focus").processor_kwargs == {"image_aspect": "pad"}
+    assert parse_model_args("llava15_focus", image_aspect="crop").processor_kwargs == {"image_aspect": "crop"}
+    with pytest.raises(ValueError, match="llava_1_5_focus: image_aspect='squash': expected one of pad, crop"):
+        parse_model_args("llava_1_5_focus", image_aspect="squash")
 
 
 @pytest.mark.parametrize("gen_kwargs, max_new_tokens, stop, ignored", [
@@ -277,8 +286,11 @@ def test_vanilla_answers_on_the_full_image_with_the_same_counters(vstar, tiny_ch
         assert (counters["fp"], counters["fp_targets"], counters["fp_answer"], counters["fp_total"]) == (0, 0, 1, 1)
         _, _, doc_to_visual, doc_id, _, split = request.args
         width, height = doc_to_visual(docs[split][doc_id])[0].size
+        # the tiny V*Bench has GT boxes; vanilla proposes no ROI, so it has no recall
         assert counters["tflops"] > 0 and record.details == {"targets": [], "final_layout": "full",
-                                                             "final_boxes": [[0, 0, width, height]]}
+                                                             "final_boxes": [[0, 0, width, height]],
+                                                             "roi_recall": None, "roi_recall_proposed": None,
+                                                             "roi_recall_chosen": None}
     assert found[4].error.startswith("ImageLoadError") and found[5].error == "option B missing"
 
 

@@ -5,6 +5,7 @@ import pytest
 from fake_adapter import FakeAdapter, colour_fraction, scene
 from focus_eval.config import FocusConfig
 from focus_eval.pipeline import FocusPipeline, PipelineError
+from focus_eval.protocol import OptionScores, PassCost
 from focus_eval.trace import Trace
 
 SIZE = (800, 600)  # grid 12x16 -> 50 px cells
@@ -34,7 +35,9 @@ def test_planted_target_is_found_and_counted_exactly():
     best = target.rois[target.chosen[0]]
     assert inside(RED, best.box), (best.box, RED)
     assert trace.final_layout == "crop" and trace.final_boxes == [best.box]
-    assert colour_fraction(result.final_images[0], "red") > 0.1
+    # the default expansion (map / its mean) grows the ROI to s_max = 5 cells of 50 px
+    assert best.box == [400, 200, 650, 450]
+    assert colour_fraction(result.final_images[0], "red") == pytest.approx(50 * 50 / 250**2)
     assert result.answer == "A"
 
     counters = trace.counters
@@ -140,11 +143,54 @@ def test_relevance_ablations_use_their_map_and_are_reproducible(relevance):
         assert other.targets[0].relevance_map != traces[0].targets[0].relevance_map
 
 
-def test_logits_matching_scores_the_options():
+def test_logits_matching_scores_the_options_as_statements():
     adapter = FakeAdapter()
     trace = FocusPipeline(adapter, config(answer_scheme="logits")).answer(scene(SIZE, {"red": [RED]}), PROMPT).trace
     assert trace.answer == "A"
     assert trace.counters.fp_answer == 2 and adapter.calls["option_scores"] == 1
+    # C.5: "(A) Red" -> "The color of the car is red."
+    assert adapter.scored == [["The colour of the red square is red.", "The colour of the red square is blue."]]
+    FocusPipeline(adapter, config(answer_scheme="logits", option_format="option")).answer(
+        scene(SIZE, {"red": [RED]}), PROMPT)
+    assert adapter.scored[1] == ["red", "blue"]
+
+
+class FixedScores(FakeAdapter):
+    """Option A: 2 tokens summing to -2; option B: 6 tokens summing to -3."""
+
+    def option_scores(self, images, prompt, options, **image_options):
+        return OptionScores(scores=[-2.0, -3.0], token_counts=[2, 6], cost=PassCost(2, 2, 2e9, 0))
+
+
+@pytest.mark.parametrize("option_score, answer", [("mean", "B"), ("sum", "A")])
+def test_logits_matching_normalises_by_length(option_score, answer):
+    # mean log-probability: -1 per token for A, -0.5 for B; the sum favours the shorter A
+    config_ = config(answer_scheme="logits", option_score=option_score)
+    assert FocusPipeline(FixedScores(), config_).answer(scene(SIZE, {"red": [RED]}), PROMPT).answer == answer
+    assert FocusConfig().option_score == "mean" and FocusConfig().option_format == "statement"
+
+
+@pytest.mark.parametrize("final_texts, final_images_alone", [(True, True), (False, False)])
+def test_multi_image_answer_is_interleaved_and_each_image_alone(final_texts, final_images_alone):
+    adapter = FakeAdapter(multi_image=True)
+    config_ = config(final_texts=final_texts, final_images_alone=final_images_alone)
+    trace = FocusPipeline(adapter, config_).answer(scene(SIZE, {"red": [RED]}), PROMPT).trace
+    (sizes, texts, alone), = adapter.final_calls
+    assert trace.final_layout == "global+crops" and sizes[0] == SIZE and len(sizes) == 2
+    expected = ["Image 1 is the full image; red outlines mark the region shown enlarged in the next image.",
+                "Image 2 is an enlarged view of the region with the red square."]
+    assert texts == (expected if final_texts else None) and trace.final_texts == (expected if final_texts else [])
+    assert alone is final_images_alone
+    assert FocusConfig().final_texts and FocusConfig().final_images_alone
+
+
+def test_type2_targets_are_asked_about_in_the_singular_at_the_templates_offset():
+    adapter = FakeAdapter(reply="So I need the information about the following objects: all red squares.")
+    trace = FocusPipeline(adapter, config()).answer(scene(SIZE, {"red": [RED]}), "How many red squares are there?").trace
+    assert trace.question_type == 2 and trace.targets[0].name == "red squares"
+    prompt = "Is there a red square in the image? Answer Yes or No."
+    assert trace.targets[0].existence_prompt == prompt
+    assert adapter.prefills == [(prompt, "red square", len("Is there a "))]
 
 
 def test_unlocatable_target_is_noted_and_the_question_still_answered():

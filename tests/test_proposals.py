@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 from focus_eval.config import FocusConfig
-from focus_eval.proposals import (ROI, cell_iou, cells_in_image, cells_to_box, expand_roi, nms, propose_rois,
-                                  relevance_scores, select_anchors, symmetric_roi)
+from focus_eval.proposals import (ROI, cell_iou, cells_in_image, cells_to_box, expand_roi, expansion_scores, nms,
+                                  propose_rois, relevance_scores, select_anchors, symmetric_roi)
 from focus_eval.protocol import GridGeometry
 
 # Hand-worked map (values / 9 are the min-max normalised scores):
@@ -58,6 +58,43 @@ def test_hand_map_anchor_reference():
     # with an NMS threshold just below 2/13 the third ROI is suppressed by the second
     rois = propose_rois(HAND, HAND_GEOMETRY, config(expansion_reference="anchor", nms_threshold=0.15))
     assert [r.anchor for r in rois] == [(0, 0), (3, 3)]
+
+
+def test_hand_map_mean_reference():
+    # Same greedy anchors; scores are the map / its mean 56/25 = 2.24, so the threshold 0.5 is
+    # 1.12 in map units:
+    #   (0,0): 7.5 -> (0,0,2,2); (3,3): rows 2-4, cols 2-4: 25/9 = 2.78 -> accepted, (2,2,5,5);
+    #   (1,4): rows 0-2, cols 3-4: 4/6 = 0.67 -> rejected, (1,4,2,5). No overlaps.
+    np.testing.assert_allclose(expansion_scores(HAND, "mean"), HAND / 2.24)
+    rois = propose_rois(HAND, HAND_GEOMETRY, config(expansion_reference="mean"))
+    assert [r.cells for r in rois] == [(0, 0, 2, 2), (2, 2, 5, 5), (1, 4, 2, 5)]
+
+
+def test_expansion_readings_on_a_shifted_map():
+    # HAND + 9: min-max ("global", "anchor") is shift invariant, so nothing changes there; the
+    # ratios to the max and to the mean move towards 1 and every ROI grows to 3x3:
+    #   "max": (3,3): (25/9 + 9)/18 = 0.65, (1,4): (4/6 + 9)/18 = 0.54 >= 0.5.
+    shifted = HAND + 9.0
+    assert [r.cells for r in propose_rois(shifted, HAND_GEOMETRY, config())] == [(0, 0, 2, 2), (3, 3, 4, 4),
+                                                                                 (1, 4, 2, 5)]
+    for reference in ("max", "mean"):
+        rois = propose_rois(shifted, HAND_GEOMETRY, config(expansion_reference=reference))
+        assert [r.cells for r in rois] == [(0, 0, 2, 2), (2, 2, 5, 5), (0, 3, 3, 5)], reference
+    np.testing.assert_allclose(expansion_scores(shifted, "max"), shifted / 18)
+
+
+def test_expansion_scores_of_maps_without_a_positive_scale_are_zero():
+    assert not expansion_scores(np.zeros((2, 2)), "mean").any()
+    assert not expansion_scores(np.array([[-1.0, 0.0]]), "max").any()
+    assert not expansion_scores(np.array([[-3.0, 1.0]]), "mean").any()  # mean -1
+    with pytest.raises(ValueError, match="expansion reference"):
+        expansion_scores(np.ones((2, 2)), "median")
+
+
+def test_defaults_are_the_literal_anchors_and_the_mean_reference():
+    # Sec. 3.3 / A.5: top-k anchors, then the too close ones discarded; Table 12: see expansion_scores
+    assert FocusConfig().anchor_selection == "topk_then_filter"
+    assert FocusConfig().expansion_reference == "mean"
 
 
 def test_hand_map_topk_then_filter():
@@ -200,13 +237,20 @@ def test_nms_and_iou():
 
 
 def test_uniform_real_size_geometry():
-    # OneVision 1080x1920: 60x108 grid, 17.8 px cells
+    # OneVision 1080x1920: 60x108 grid, 17.8 px cells; one hot cell, the rest 0
     geometry = GridGeometry.uniform((1920, 1080), (60, 108))
     relevance = np.zeros((60, 108))
     relevance[30, 54] = 1.0
-    rois = propose_rois(relevance, geometry, FocusConfig(k=30, s_dist=2.0))
+    # global reading: the 5x5 window of the hot cell averages 1/25 of the peak: stays 3x3
+    rois = propose_rois(relevance, geometry, FocusConfig(k=30, s_dist=2.0, expansion_reference="global"))
     assert rois[0].anchor == (30, 54) and rois[0].cells == (29, 53, 32, 56)
     assert rois[0].box == (942, 522, 996, 576)  # x 53 * 17.78 = 942.2 -> 942, 56 * 17.78 = 995.6 -> 996
+    # defaults: the window averages 6480/25 times the map's mean: grows to s_max = 5
+    rois = propose_rois(relevance, geometry, FocusConfig(k=30, s_dist=2.0))
+    assert rois[0].cells == (28, 52, 33, 57) and rois[0].box == (924, 504, 1014, 594)
+    # top 30 cells: the hot one and (0,0)..(0,28); every second of those is kept
+    assert [r.anchor for r in rois] == [(30, 54)] + [(0, c) for c in range(0, 29, 2)]
+    rois = propose_rois(relevance, geometry, FocusConfig(k=30, s_dist=2.0, anchor_selection="greedy"))
     assert len(rois) == 30 and len({r.anchor for r in rois}) == 30
 
 

@@ -242,6 +242,14 @@ def test_multi_image_prompt_token_count(adapter):
     assert (ends - starts).tolist() == [rows * cols for rows, cols in grids]
     generation = adapter.generate(images, "Describe the image.", 3)
     assert generation.cost.tokens == len(input_ids) + 3
+    # interleaved: each image followed by its text; native resolution either way
+    texts = ["Image 1 is the full image.", "Image 2 is a crop.", "Image 3 is another crop."]
+    chat = adapter.chat_text("Describe the image.", 3, texts)
+    assert adapter.image_placeholder == "<|vision_start|><|image_pad|><|vision_end|>"
+    assert chat.index(texts[0]) < chat.index(adapter.image_placeholder + "\n" + texts[1])
+    interleaved = adapter.encode([chat], images, each_image_alone=True)["input_ids"][0]
+    assert int((interleaved == adapter.image_token_id).sum()) == int(is_image.sum())
+    assert adapter.generate(images, "Describe the image.", 2, image_texts=texts).text is not None
 
 
 # --- mRoPE: padding and key un-rotation ----------------------------------------------------------

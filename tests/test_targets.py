@@ -13,6 +13,7 @@ from focus_eval.targets import (
     question_from_prompt,
     resolve_targets,
     rule_based_targets,
+    singular_target,
 )
 
 # Prompts as lmms-eval 0.7.3's tasks build them (see the engineering notes).
@@ -270,3 +271,19 @@ def test_target_names_are_clean():
     assert [t.name for t in result.targets] == ["Red Car", "dogs"]
     for target in result.targets:
         assert not target.name.lower().startswith(("the ", "a ", "an ", "all "))
+
+
+@pytest.mark.parametrize("phrase, singular", [
+    ("boats", "boat"),
+    ("red cars", "red car"),
+    ("people sitting on the steps", "person sitting on the steps"),
+    ("airplanes near the terminal", "airplane near the terminal"),
+    ("cars parked along the street", "car parked along the street"),
+    ("benches", "bench"), ("boxes", "box"), ("glasses", "glass"), ("buses", "bus"), ("bus", "bus"),
+    ("berries", "berry"), ("movies", "movie"), ("knives", "knife"), ("gloves", "glove"), ("horses", "horse"),
+    ("children", "child"), ("Women", "Woman"), ("sheep", "sheep"), ("tennis players", "tennis player"),
+    ("flag", "flag"),
+])
+def test_type2_targets_in_the_singular(phrase, singular):
+    # "Is there a boats in the image?" is not English; the existence prompt asks about one boat
+    assert singular_target(phrase) == singular

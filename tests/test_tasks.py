@@ -164,6 +164,58 @@ def test_vstar_scores_record_with_counters_and_plain_answer(tiny):
     assert all(plain[k] is None for k in COUNTER_COLUMNS)
 
 
+def test_vstar_gt_boxes_from_the_annotation_columns(tiny):
+    rows = tiny_data.build_rows("vstar", scale=SCALE, bad_rows=True)
+    docs = prepared("vstar", tiny["vstar"])
+    for row, doc in zip(rows, docs):
+        x, y, w, h = row["bbox"][0]
+        assert doc["focus_gt_boxes"][0] == [x, y, x + w, y + h]
+        assert len(doc["focus_gt_boxes"]) == len(doc["focus_gt_names"]) == (1 if row["category"] ==
+                                                                              "direct_attributes" else 2)
+        assert FocusQuestion.from_doc(doc).gt_names == tuple(row["target_object"])
+    doc = docs[0]
+    record = DocRecord.success("A", counters(), roi_recall=0.5).to_response()
+    assert vstar.process_results(doc, [record])["roi_recall"] == 0.5
+    assert vstar.process_results(doc, ["A"])["roi_recall"] is None  # another model: no recall
+    assert vstar.process_results({**doc, "focus_gt_boxes": []}, [record])["roi_recall"] is None
+    assert vstar.process_results(doc, [DocRecord.success("A", counters(), roi_recall="x").to_response()])[
+        "roi_recall"] is None
+    assert mean_reported([None, 0.5, 1.0, None]) == 0.75 and mean_reported([None]) is None
+
+
+def test_vstar_gt_boxes_from_sidecar_json_beside_the_images(tmp_path):
+    # the official penghao-wu/vstar layout: <folder>/<stem>.jpg with <stem>.json
+    rows = tiny_data.build_rows("vstar", scale=SCALE)[:4]
+    sidecars = [{"target_object": ["cup"], "bbox": [[10, 20, 30, 40]]},
+                {"target_object": ["cup", "plate"], "bbox": [[1, 2, 3, 4], [5.5, 6, 7, 8]]},
+                {"target_object": ["cup"], "bbox": [[1, 2, 0, 4]]},  # zero width: malformed, ignored
+                None]  # no sidecar
+    for index, (row, sidecar) in enumerate(zip(rows, sidecars)):
+        image = tmp_path / f"sa_{index}.jpg"
+        image.write_bytes(row["image"]["bytes"])
+        if sidecar is not None:
+            image.with_suffix(".json").write_text(json.dumps(sidecar))
+        row["image"] = str(image)
+        del row["bbox"], row["target_object"]
+    data = datasets.Dataset.from_list(rows, features=datasets.Features(
+        {k: v for k, v in tiny_data.features("vstar").items() if k in SCHEMAS["vstar"].columns}))
+    docs = vstar.VSTAR.prepare(data, "generate")
+    assert docs["focus_gt_boxes"] == [[[10, 20, 40, 60]], [[1, 2, 4, 6], [5.5, 6, 12.5, 14]], [], []]
+    assert docs["focus_gt_names"] == [["cup"], ["cup", "plate"], [], []]
+
+
+@pytest.mark.parametrize("bbox, names, boxes, kept_names", [
+    ([[0, 0, 10, 10]], ["a"], [[0.0, 0.0, 10.0, 10.0]], ["a"]),
+    ([[0, 0, 10, 10]], ["a", "b"], [[0.0, 0.0, 10.0, 10.0]], []),  # names that do not match: left out
+    ([[0, 0, 10]], ["a"], [], []),  # not [x, y, w, h]
+    ([[0, 0, float("nan"), 1]], None, [], []),
+    (None, None, [], []),
+    ([], [], [], []),
+])
+def test_vstar_gt_annotations_are_checked(bbox, names, boxes, kept_names):
+    assert vstar._annotation({"bbox": bbox, "target_object": names}, 7) == (boxes, kept_names)
+
+
 def test_answer_without_letter_is_wrong_and_kept(tiny):
     doc = next(d for d in prepared("mme_realworld_lite", tiny["mme_realworld_lite"]) if not d["focus_error"])
     scored = mme.process_results(doc, ["i cannot tell from this picture"])
@@ -411,7 +463,9 @@ def test_unreachable_hub_and_empty_data_are_one_line_errors(tmp_path, tiny):
 
 def test_tiny_datasets_have_the_real_schemas(tiny):
     expected_types = {
-        "vstar": {"image": datasets.Image(), "question_id": datasets.Value("int64")},
+        "vstar": {"image": datasets.Image(), "question_id": datasets.Value("int64"),
+                  "bbox": datasets.List(datasets.List(datasets.Value("float64"))),  # the official V* annotation
+                  "target_object": datasets.List(datasets.Value("string"))},
         "hrbench4k": {"image": datasets.Value("string"), "index": datasets.Value("int64")},
         "hrbench8k": {"image": datasets.Value("string"), "cycle_category": datasets.Value("string")},
         "mme_realworld_lite": {"bytes": datasets.Value("string"),
@@ -419,7 +473,7 @@ def test_tiny_datasets_have_the_real_schemas(tiny):
     }
     for key in DATASETS:
         data = datasets.load_dataset("parquet", data_files={"x": str(tiny[key])}, split="x")
-        assert tuple(data.column_names) == SCHEMAS[key].columns
+        assert tuple(data.column_names) == SCHEMAS[key].columns + SCHEMAS[key].optional_columns
         for column, feature in expected_types[key].items():
             assert data.features[column] == feature, (key, column)
     hr = datasets.load_dataset("parquet", data_files={"x": str(tiny["hrbench4k"])}, split="x")

@@ -45,7 +45,7 @@ def test_chosen_roi_is_outlined_in_the_chosen_colour_and_the_crop_is_shown():
     figure = render_explanation(result.trace, image, result.final_images)
     picture = figure.image
     overlay, model_input = figure.panels
-    # 800x600 at panel height 512 -> 683 px; the 150x150 crop -> 512 px; margins 512 // 48 = 10
+    # 800x600 at panel height 512 -> 683 px; the 250x250 crop -> 512 px; margins 512 // 48 = 10
     assert (overlay.kind, overlay.box[2] - overlay.box[0], overlay.box[3] - overlay.box[1]) == ("target", 683, 512)
     assert (model_input.kind, model_input.box[2] - model_input.box[0]) == ("input", 512)
     assert picture.width == 10 + 683 + 10 + 512 + 10
@@ -65,9 +65,9 @@ def test_chosen_roi_is_outlined_in_the_chosen_colour_and_the_crop_is_shown():
     right, bottom = overlay.to_picture(x1, y1)
     left, top, right, bottom = left - overlay.box[0], top - overlay.box[1], right - overlay.box[0], bottom - overlay.box[1]
     assert xs.min() >= left and ys.max() < bottom and ys.min() >= top - 40
-    # the model-input panel shows the red square
+    # the model-input panel shows the red square: 50x50 of the 250x250 crop
     shown = np.asarray(picture.crop(model_input.box), dtype=int)
-    assert (np.abs(shown - (220, 20, 20)).sum(-1) < 30).mean() > 0.1
+    assert (np.abs(shown - (220, 20, 20)).sum(-1) < 30).mean() == pytest.approx(0.04, abs=0.005)
 
 
 def synthetic_trace(image_size, grid, hot_cell, covered=None, rois=()):

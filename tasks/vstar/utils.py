@@ -11,17 +11,36 @@ columns of `vstar` itself. Two choices where the `text` field could be read diff
   options, so it neither ends up in the last option nor appears twice in the prompt.
 
 `vstar_logits` (C.5 of the paper) asks the bare question and leaves the choice to the model:
-it scores every option text (`focus_options`) as a continuation and answers the letter of
-the best one. The lmms-lab-encoder copy of V*Bench has no sentence reformulations of the
-options ("The color of the car is red."), so the option texts themselves are scored.
+it scores every option (`focus_options`) as a continuation and answers the letter of the best
+one. The lmms-lab-encoder copy of V*Bench has no sentence reformulations of the options ("The
+color of the car is red."); the model rebuilds them from V*Bench's two question forms and
+scores their mean log-probability per token (`focus_eval.statements`).
+
+ROI recall (the paper's Tab. 3, Fig. 4; definition in `focus_eval.recall`): a row may carry the
+official V* annotation of its targets, as columns `bbox` (list of [x, y, w, h] in original
+pixels, one per target) and `target_object` (list of names, same order), or, for a local copy
+whose `image` column holds file paths (the layout of the official penghao-wu/vstar folders), in
+a sidecar `<image stem>.json` beside each image with those two keys. The boxes become the
+documents' `focus_gt_boxes` ((x0, y0, x1, y1)) and `focus_gt_names`; a FOCUS model reports the
+question's recall in its record, and the task's `roi_recall` metric is its mean over the
+questions with boxes (null / N/A when no row has them). A malformed annotation is ignored with
+a warning: the question is still asked.
 """
 
 from __future__ import annotations
 
+import json
+import math
 import re
+from pathlib import Path
 from typing import Any, Sequence
 
+import datasets
+import pyarrow as pa
+from loguru import logger
+
 from focus_eval.tasks.common import Benchmark, FocusTask, accuracy
+from focus_eval.tasks.record import DocRecord, finite_number
 
 CATEGORIES = ("direct_attributes", "relative_position")
 
@@ -81,6 +100,82 @@ class VStar(Benchmark):
     def metric_names(self, doc: dict) -> list[str]:
         category = doc["category"]
         return ["vstar_overall_acc"] + ([f"vstar_{category}_acc"] if category in CATEGORIES else [])
+
+    def prepare(self, data: datasets.Dataset, answer_scheme: str) -> datasets.Dataset:
+        """The focus_* columns, and the target boxes and names where the row has them."""
+        truths = ground_truth(data, self.schema)
+        data = super().prepare(data, answer_scheme)
+        data = data.add_column("focus_gt_boxes", [boxes for boxes, _ in truths],
+                               feature=datasets.List(datasets.List(datasets.Value("float64"))))
+        return data.add_column("focus_gt_names", [names for _, names in truths],
+                               feature=datasets.List(datasets.Value("string")))
+
+    def record_metrics(self, doc: dict, record: DocRecord) -> dict[str, Any]:
+        recall = finite_number(record.details.get("roi_recall")) if doc.get("focus_gt_boxes") else None
+        return {"roi_recall": recall}
+
+
+def ground_truth(data: datasets.Dataset, schema) -> list[tuple[list[list[float]], list[str]]]:
+    """(boxes (x0, y0, x1, y1), names) per row, from the `bbox` / `target_object` columns or the
+    rows' sidecar JSON files (module docstring); ([], []) where there is none or it is malformed."""
+    ids = data[schema.id_column]
+    if "bbox" in data.column_names:
+        names = data["target_object"] if "target_object" in data.column_names else [None] * len(data)
+        annotations = [{"bbox": bbox, "target_object": name} for bbox, name in zip(data["bbox"], names)]
+    else:
+        annotations = [_sidecar(path) for path in _image_paths(data, schema.image_column)]
+    return [_annotation(annotation, row_id) for annotation, row_id in zip(annotations, ids)]
+
+
+def _image_paths(data: datasets.Dataset, column: str) -> list[str | None]:
+    """The file path stored with each row's image, without reading the image bytes."""
+    table = data.select_columns([column]).with_format("arrow")[:]
+    values = table.column(column)
+    if not pa.types.is_struct(values.type) or values.type.get_field_index("path") < 0:
+        return [None] * len(data)
+    return [path for chunk in values.chunks for path in chunk.field("path").to_pylist()]
+
+
+def _sidecar(path: str | None) -> dict | None:
+    """The V* annotation `<image stem>.json` beside the image file, if there is one."""
+    if not path:
+        return None
+    sidecar = Path(path).with_suffix(".json")
+    if not sidecar.is_file():
+        return None
+    try:
+        annotation = json.loads(sidecar.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        logger.warning(f"vstar: GT annotation {sidecar} ignored: {error}")
+        return None
+    return annotation if isinstance(annotation, dict) else None
+
+
+def _annotation(annotation: dict | None, row_id: Any) -> tuple[list[list[float]], list[str]]:
+    if not annotation or annotation.get("bbox") is None:
+        return [], []
+    try:
+        boxes = [_xyxy(box) for box in annotation["bbox"]]
+    except (TypeError, ValueError) as error:
+        logger.warning(f"vstar question_id={row_id}: GT annotation ignored, bbox {annotation['bbox']!r}: {error}")
+        return [], []
+    names = annotation.get("target_object")
+    if not (isinstance(names, (list, tuple)) and len(names) == len(boxes) and all(isinstance(n, str) for n in names)):
+        if names is not None:
+            logger.warning(f"vstar question_id={row_id}: target_object {names!r} does not name the "
+                           f"{len(boxes)} boxes; names left out")
+        names = []
+    return boxes, list(names)
+
+
+def _xyxy(box: Any) -> list[float]:
+    """V*'s [x, y, w, h] -> [x0, y0, x1, y1]; ValueError unless four finite numbers with w, h > 0."""
+    if isinstance(box, (str, bytes)) or len(box) != 4:
+        raise ValueError("expected [x, y, w, h]")
+    x, y, w, h = (float(v) for v in box)
+    if not all(math.isfinite(v) for v in (x, y, w, h)) or w <= 0 or h <= 0:
+        raise ValueError("expected finite numbers and a positive width and height")
+    return [x, y, x + w, y + h]
 
 
 VSTAR = VStar("vstar")

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
+from focus_eval.compare import command as compare
 from focus_eval.config import DATASETS, coerce_overrides
 
 PROG = "focus-eval"
@@ -131,12 +132,9 @@ def _parse_question_line(line: str, number: str, folder: Path) -> Question:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from focus_eval.compare.command import run
-    from focus_eval.compare.runs import CompareError
-
     try:
-        return run(args)
-    except CompareError as error:
+        return compare.run(args)
+    except compare.CompareError as error:
         raise UserError(str(error)) from None
 
 
@@ -279,9 +277,7 @@ def _build_parser() -> argparse.ArgumentParser:
     for sub in (answer, explain):
         _add_common(sub)
     explain.add_argument("--out", required=True, metavar="DIR", help="folder for <id>.png and <id>.json")
-    from focus_eval.compare import command as compare_command
-
-    compare_command.add_arguments(commands.add_parser("compare", help=compare_command.HELP))
+    compare.add_arguments(commands.add_parser("compare", help=compare.HELP))
     return parser
 
 

@@ -111,7 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     picture, trace = _readme_picture(checkpoint, Path(args.docs))
     print(f"\nPer-question pictures of the FOCUS run: {out / 'maps'}\nREADME picture: {picture} (trace {trace})")
     compared = _compare(out, spec.family, tasks[0], Path(args.docs))
-    print(f"Comparison with the paper (focus-eval compare): {out / 'compare' / 'compare.md'}; plot {compared}\n")
+    print(f"Comparison with the paper (focus-eval compare): {out / 'compare' / 'compare.md'}; "
+          f"plot {compared or 'not written (the error is above)'}\n")
     print(UNTRAINED)
     return 0
 
@@ -149,7 +150,7 @@ def _number(value) -> str:
     return f"{value:.4g}" if isinstance(value, (int, float)) else "N/A"
 
 
-def _compare(out: Path, family: str, first_task: str, docs: Path) -> Path:
+def _compare(out: Path, family: str, first_task: str, docs: Path) -> Path | None:
     """`focus-eval compare` of both runs beside the paper's numbers for the family's real model;
     the first task's accuracy-vs-FP plot becomes docs/compare.png."""
     import contextlib
@@ -160,10 +161,12 @@ def _compare(out: Path, family: str, first_task: str, docs: Path) -> Path:
     from focus_eval.compare.names import FAMILY_MODELS, task_of
 
     folder = out / "compare"
-    arguments = ["compare", *(str(out / "results" / method) for method in METHODS), "--published",
+    arguments = ["compare", *(str(out / "results" / method) for method in METHODS), "--paper-models",
                  FAMILY_MODELS[family], "--out", str(folder), "--title", PLOT_TITLE]
     with contextlib.redirect_stdout(io.StringIO()):  # the tables are in compare.md
-        focus_eval(arguments)
+        status = focus_eval(arguments)
+    if status == 2:  # the reason is on stderr
+        return None
     docs.mkdir(parents=True, exist_ok=True)
     return Path(shutil.copy(folder / f"{task_of(first_task).benchmark}_fp.png", docs / "compare.png"))
 

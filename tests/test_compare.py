@@ -97,7 +97,7 @@ def compared(runs):
     """`focus-eval compare` of every run next to the paper's LLaVA-OV-7B numbers, --out."""
     root, names, _ = runs
     out = root / "compared"
-    done = compare([*(f"runs/{name}" for name in names), "--published", "LLaVA-OV-7B", "--out", str(out),
+    done = compare([*(f"runs/{name}" for name in names), "--paper-models", "LLaVA-OV-7B", "--out", str(out),
                     "--title", "tiny untrained model"], root)
     return done, out
 
@@ -142,10 +142,12 @@ def test_tables_hold_each_runs_numbers_with_intervals_and_settings(runs, compare
     categories = [int(ours[("runs/focus-1", metric, settings["focus-1"])]["n"]) for metric in ("attribute", "spatial")]
     assert sum(categories) == LIMIT
     paper = [r for r in rows if r["source"] == "paper"]
-    assert {r["model"] for r in paper} == {"LLaVA-OV-7B"} and len(paper) == 13 + 2 * 12  # Table 10's 12 configurations x 3 + Table 13's vanilla
+    assert {r["model"] for r in paper} == {"LLaVA-OV-7B"}
+    assert len(paper) == 12 * 3 + 1  # Table 10: 12 configurations x (overall, attribute, spatial); Table 13's vanilla
     markdown = (out / "compare.md").read_text()
     assert done.stdout == markdown.split("\n## Plots")[0]
-    assert "| paper (Table 10) |  | LLaVA-OV-7B | FOCUS | Steps-4 (overrun) | 191 | 92.15 | [87.45, 95.19] | 7.63 |" in markdown
+    assert ("| paper (Table 10) |  | LLaVA-OV-7B | FOCUS | Steps-4 (overrun) | 191 | 92.15 | [87.45, 95.19] | 7.63 |"
+            in markdown)
     hr = {r["source"] for r in table(out / "hrbench4k.csv")}
     assert hr == {"runs/focus-1", "runs/vanilla-a", "paper"}
     assert f"runs/focus-1: hrbench4k evaluated {LIMIT} of 8 questions (--limit)" in markdown
@@ -235,7 +237,8 @@ def test_published_for_runs_of_a_model_the_paper_lacks(runs, models):
     root, _, _ = runs
     done = compare(["runs/focus-1", "--published"], root)
     assert done.returncode == 0, done.stderr
-    assert f"the paper has no numbers for {models['ov']}; name its models with --published MODELS" in done.stdout
+    assert (f"the paper has no numbers for {models['ov']} on hrbench4k, vstar; choose its models with --paper-models"
+            in done.stdout)
     assert "| paper" not in done.stdout  # no paper rows, no paper columns
 
 

@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 
 from focus_eval.compare import reproduce
-from focus_eval.compare.names import FAMILY_MODELS, FOCUS_MODELS, model_name, task_of
+from focus_eval.compare.names import BENCHMARKS, FAMILY_MODELS, FOCUS_MODELS, model_name, task_of
 from focus_eval.compare.published import COLUMNS, published_rows, published_text
 from focus_eval.compare.report import build_report, paper_rows
 from focus_eval.compare.runs import RunData
 from focus_eval.compare.settings import setting_name, setting_options
 from focus_eval.compare.stats import cost_to_reach, efficiency_ratio, pareto_front, wilson
-from focus_eval.config import load_config
+from focus_eval.config import DATASETS, load_config
 from paper_tables import PAPER, read_tables
 
 REPO = Path(__file__).resolve().parent.parent
@@ -67,18 +67,19 @@ def test_published_prints_the_data_as_csv():
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[0] == "source,table,model,method,setting,benchmark,metric,value,fp"
     assert done.stdout == published_text() and len(done.stdout.splitlines()) == 1 + sum(TABLES.values())
-    one = subprocess.run([str(FOCUS_EVAL), "compare", "--published", "qwen-2.5-vl-7b"], capture_output=True,
+    one = subprocess.run([str(FOCUS_EVAL), "compare", "--paper-models", "qwen-2.5-vl-7b"], capture_output=True,
                          text=True, timeout=120)
     assert one.stdout.splitlines() == [",".join(COLUMNS)] + [
         ",".join(row) for row in data_rows() if row[2] == "Qwen-2.5-VL-7B"]
-    bad = subprocess.run([str(FOCUS_EVAL), "compare", "--published", "LLaVA-2"], capture_output=True, text=True,
+    bad = subprocess.run([str(FOCUS_EVAL), "compare", "--paper-models", "LLaVA-2"], capture_output=True, text=True,
                          timeout=120)
     assert bad.returncode == 2 and bad.stdout == ""
-    assert bad.stderr == ("focus-eval: error: --published: unknown model(s) LLaVA-2; the paper's models: LLaVA-1.5-7B, "
+    assert bad.stderr == ("focus-eval: error: --paper-models: unknown model(s) LLaVA-2; the paper's models: LLaVA-1.5-7B, "
                           "LLaVA-7B (SEAL), LLaVA-OV-7B, Qwen-2.5-VL-7B (or all)\n")
 
 
 def test_names_across_frameworks():
+    assert tuple(BENCHMARKS) == DATASETS  # the FocusConfig dataset keys, in their order
     for alias in ("vstar", "vstar_bench", "VStarBench", "V*Bench", "vstar_bench_direct_attributes"):
         assert task_of(alias).benchmark == "vstar" and task_of(alias).answer_scheme == "generate"
     assert task_of("vstar_logits").answer_scheme == "logits"

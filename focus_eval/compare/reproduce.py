@@ -20,7 +20,7 @@ from pathlib import Path
 
 from focus_eval.compare.names import BENCHMARKS, FAMILY_MODELS, LMMS_EVAL_METRICS, METHOD_TITLES, focus_model_id
 from focus_eval.compare.published import Published, published_rows
-from focus_eval.compare.settings import setting_options
+from focus_eval.compare.settings import setting_options, variant
 from focus_eval.config import load_config
 
 RUN_OPTIONS = "--batch_size 1 --log_samples"
@@ -79,8 +79,8 @@ def _producible() -> dict[tuple[str, str, str], list[tuple[Published, list[str]]
 def _group_order(key: tuple[str, str, str]) -> tuple:
     """Vanilla first, then FOCUS along the paper's budgets (no overrun first), then its variants."""
     _, method, setting = key
-    options, logits = setting_options(method, setting)
-    return (method != "vanilla", len(options) > 3 or logits, not setting, options.get("overrun") == "true",
+    options, _ = setting_options(method, setting)
+    return (method != "vanilla", bool(variant(method, setting)), not setting, options.get("overrun") == "true",
             int(options.get("n_steps", 0)), setting)
 
 

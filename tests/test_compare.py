@@ -248,3 +248,32 @@ def test_compare_imports_neither_torch_nor_lmms_eval():
             "sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'lmms_eval', 'matplotlib'))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
+
+
+def test_runs_of_the_papers_models_sit_next_to_its_numbers(runs, tmp_path):
+    """Real results files relabelled as runs of the paper's checkpoints: the paper's number for the
+    same configuration, the difference and whether it lies in the run's interval; "*" where the
+    paper states no setting (Table 5's FOCUS with Qwen-2.5-VL)."""
+    _, _, results = runs
+    relabelled = {"ov": ("llava_ov_focus", "llava-hf/llava-onevision-qwen2-7b-ov-hf"),
+                  "qwen": ("qwen2_5_vl_focus", "Qwen/Qwen2.5-VL-7B-Instruct")}
+    for name, (runner, checkpoint) in relabelled.items():
+        data = json.loads(json.dumps(results["focus-1"]))
+        data["config"]["model"] = runner
+        data["config"]["model_args"] = f"pretrained={checkpoint},n_steps=1,overrun=false"
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "20260101_000000_results.json").write_text(json.dumps(data))
+    done = compare(["ov", "qwen", "--published", "--out", "out"], tmp_path)
+    assert done.returncode == 0, done.stderr
+    rows = {(r["source"], r["benchmark"]): r for r in table(tmp_path / "out" / "vstar.csv") if r["metric"] == "overall"}
+    accuracy = results["focus-1"]["results"]["vstar"]["vstar_overall_acc,none"]
+    for source, paper, stated in (("ov", 83.24, True), ("qwen", 90.58, False)):  # Table 10 Steps-1 (no overrun); Table 5
+        row = rows[(source, "vstar")]
+        assert row["setting"] == "Steps-1 (no overrun)"
+        assert row["paper"] == f"{paper:.2f}" + ("" if stated else "*")
+        assert float(row["diff"]) == pytest.approx(accuracy - paper, abs=0.005)
+        low, high = wilson(accuracy, LIMIT)
+        assert row["in_ci"] == ("yes" if low <= paper <= high else "no")
+    hr = {r["source"]: r for r in table(tmp_path / "out" / "hrbench4k.csv") if r["metric"] == "overall"}
+    assert hr["ov"]["paper"] == "69.00" and hr["qwen"]["paper"] == "79.25*"
+    assert hr["ov"]["paper_table"] == "Table 10" and hr["qwen"]["paper_table"] == "Table 5"

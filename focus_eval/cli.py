@@ -3,6 +3,7 @@
     focus-eval answer  --model M --image street.jpg --question "What colour is the umbrella?"
     focus-eval explain --model M --image street.jpg --question "..." --out maps/
     focus-eval answer  --model M --questions questions.jsonl --json > answers.jsonl
+    focus-eval compare runs/focus runs/vanilla --published --out compare/   (focus_eval/compare/command.py)
 
 `answer` prints the answer and the forward-pass counters; `explain` also writes, per question,
 `<id>.png` (relevance map, ROIs, model input; focus_eval.visualize) and `<id>.json` (the
@@ -35,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
+from focus_eval.compare import command as compare
 from focus_eval.config import DATASETS, coerce_overrides
 
 PROG = "focus-eval"
@@ -69,6 +71,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as done:  # --help, or a usage error already printed
         return done.code
     try:
+        if args.command == "compare":
+            return _compare(args)
         if args.questions is not None and (args.image or args.question or args.id):
             raise UserError("--questions cannot be combined with --image, --question or --id")
         if args.questions is None and (args.image is None or args.question is None):
@@ -125,6 +129,13 @@ def _parse_question_line(line: str, number: str, folder: Path) -> Question:
 
 
 # commands -------------------------------------------------------------------------------
+
+
+def _compare(args: argparse.Namespace) -> int:
+    try:
+        return compare.run(args)
+    except compare.CompareError as error:
+        raise UserError(str(error)) from None
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -262,12 +273,13 @@ def _one_line(text: str) -> str:
 
 def _build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="FOCUS visual cropping on your own images.")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{answer,explain}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{answer,explain,compare}")
     answer = commands.add_parser("answer", help="answer questions, print answers and counters")
     explain = commands.add_parser("explain", help="answer and write a picture and the trace per question")
     for sub in (answer, explain):
         _add_common(sub)
     explain.add_argument("--out", required=True, metavar="DIR", help="folder for <id>.png and <id>.json")
+    compare.add_arguments(commands.add_parser("compare", help=compare.HELP))
     return parser
 
 

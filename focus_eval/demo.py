@@ -12,6 +12,9 @@
 4. Writes the README picture `docs/demo.png` and its trace `docs/demo.json` through the Python
    API (`Focus(...).answer(...).save(...)`). The picture is the same on every run; the trace
    holds this run's timings, so git ignores it.
+5. Runs `focus-eval compare` on the two runs beside the paper's numbers for the real model of
+   the family (`<out>/compare/`) and copies the first task's accuracy-vs-FP plot to
+   `docs/compare.png` (the README's; the same on every run, titled as untrained).
 
 The tiny model is untrained: its answers are noise and its accuracy means nothing. The demo
 shows that everything runs and what gets reported. lmms-eval's full log is in
@@ -43,6 +46,7 @@ HEADLINE_METRIC = {"vstar": "vstar_overall_acc", "vstar_logits": "vstar_overall_
 METHODS = ("focus", "vanilla")
 # Answers are option letters; the untrained model would otherwise write 1024 tokens of noise.
 GEN_KWARGS = "max_new_tokens=16"
+PLOT_TITLE = "make demo: tiny UNTRAINED model, its accuracy means nothing"
 UNTRAINED = "\n".join([
     "+" + "-" * 81 + "+",
     "| The demo model is a tiny RANDOM checkpoint built just now. It is UNTRAINED:     |",
@@ -105,7 +109,10 @@ def main(argv: list[str] | None = None) -> int:
     print(_summary(tasks, results))
 
     picture, trace = _readme_picture(checkpoint, Path(args.docs))
-    print(f"\nPer-question pictures of the FOCUS run: {out / 'maps'}\nREADME picture: {picture} (trace {trace})\n")
+    print(f"\nPer-question pictures of the FOCUS run: {out / 'maps'}\nREADME picture: {picture} (trace {trace})")
+    compared = _compare(out, spec.family, tasks[0], Path(args.docs))
+    print(f"Comparison with the paper (focus-eval compare): {out / 'compare' / 'compare.md'}; "
+          f"plot {compared or 'not written (the error is above)'}\n")
     print(UNTRAINED)
     return 0
 
@@ -141,6 +148,27 @@ def _summary(tasks: list[str], results: dict[str, dict]) -> str:
 
 def _number(value) -> str:
     return f"{value:.4g}" if isinstance(value, (int, float)) else "N/A"
+
+
+def _compare(out: Path, family: str, first_task: str, docs: Path) -> Path | None:
+    """`focus-eval compare` of both runs beside the paper's numbers for the family's real model;
+    the first task's accuracy-vs-FP plot becomes docs/compare.png."""
+    import contextlib
+    import io
+    import shutil
+
+    from focus_eval.cli import main as focus_eval
+    from focus_eval.compare.names import FAMILY_MODELS, task_of
+
+    folder = out / "compare"
+    arguments = ["compare", *(str(out / "results" / method) for method in METHODS), "--paper-models",
+                 FAMILY_MODELS[family], "--out", str(folder), "--title", PLOT_TITLE]
+    with contextlib.redirect_stdout(io.StringIO()):  # the tables are in compare.md
+        status = focus_eval(arguments)
+    if status == 2:  # the reason is on stderr
+        return None
+    docs.mkdir(parents=True, exist_ok=True)
+    return Path(shutil.copy(folder / f"{task_of(first_task).benchmark}_fp.png", docs / "compare.png"))
 
 
 def _readme_picture(checkpoint: Path, docs: Path) -> tuple[Path, Path]:

@@ -1,6 +1,6 @@
 """`make demo` (python -m focus_eval.demo): offline, tiny untrained LLaVA-OneVision, tiny
 benchmarks in the real schemas, the real lmms-eval console script for FOCUS and vanilla, the
-results tables with the counter columns, the README picture; it says the model is untrained."""
+results tables with the counter columns, the README pictures; it says the model is untrained."""
 
 import json
 import os
@@ -50,3 +50,7 @@ def test_demo_runs_focus_and_vanilla_through_lmms_eval(tmp_path):
     trace = Trace.from_json((tmp_path / "docs" / "demo.json").read_text())
     assert trace.method == "focus" and trace.counters.fp >= 1 and trace.image_size == [2246, 1582]
     assert (tmp_path / "docs" / "demo.png").stat().st_size > 10_000
+    # focus-eval compare of the two runs beside the paper's LLaVA-OV-7B numbers; its V*Bench plot for the README
+    compared = (tmp_path / "out" / "compare" / "vstar.csv").read_text()
+    assert ",llava_ov_focus," in compared and ",FOCUS,Steps-8 (overrun)," in compared and "\npaper,Table 10," in compared
+    assert (tmp_path / "docs" / "compare.png").read_bytes() == (tmp_path / "out" / "compare" / "vstar_fp.png").read_bytes()

@@ -1,5 +1,6 @@
 """The built wheel ships every task sub-package and every task YAML (pyproject `packages`
-and `package-data`), so an installed focus-eval has the tasks lmms-eval indexes."""
+and `package-data`), so an installed focus-eval has the tasks lmms-eval indexes, and the
+paper's numbers of `focus-eval compare`."""
 
 import subprocess
 import sys
@@ -24,3 +25,4 @@ def test_wheel_ships_task_packages_and_yaml(tmp_path):
     for path in expected:
         assert f"focus_eval/tasks/{path.relative_to(tasks).as_posix()}" in shipped, path
     assert "focus_eval/model_wrappers/lmms_models.py" in shipped
+    assert "focus_eval/compare/published.csv" in shipped  # focus-eval compare reads it at run time

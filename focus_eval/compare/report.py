@@ -1,0 +1,282 @@
+"""Runs and the paper's numbers side by side: one table per benchmark, efficiency ratios.
+
+`build_report(runs, paper)` puts run rows (`runs.read_runs`) and the paper's rows of the
+selected models together per benchmark, in the order the runs were given, then the paper's.
+Tables show the benchmark's headline metrics (`names.BENCHMARKS`); the CSV written by
+--out holds every accuracy metric. Columns:
+- source (run label, or the paper), runner (lmms-eval --model), model, method, setting (the
+  paper's names, `settings.py`), options (FOCUS options that differ between the table's
+  runs and are not part of the setting, e.g. k=20);
+- n, accuracy and its 95% Wilson interval (`stats.wilson`; the paper's rows use the full
+  benchmark's question count), fp, fp_total, tflops, seconds, failed ("n/a" where a run
+  does not report it);
+- with the paper: for each run row the paper's number for the same model, method, setting,
+  benchmark and metric (for a FOCUS setting the paper leaves unstated, its FOCUS number,
+  marked "*"), the difference run - paper in points, and whether the paper's number lies in
+  the run's interval.
+A paper number printed by several tables is one row listing them; its fp, tflops and seconds
+are each taken from the first of those tables that prints one (Table 13's 2.19 s, Table
+14's 2.27 s for the same FOCUS run: the first wins).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from focus_eval.compare import settings
+from focus_eval.compare.names import BENCHMARKS, METHOD_TITLES
+from focus_eval.compare.published import published_rows
+from focus_eval.compare.runs import Row, RunData
+from focus_eval.compare.stats import Efficiency, efficiency_ratio, wilson
+
+PAPER = "paper"
+# FocusConfig fields the setting name already states, or that are the same for every question of a benchmark.
+_IN_SETTING = {"method", "n_steps", "overrun", "relevance", "ranking", "layer_start", "layer_end", "answer_scheme",
+               "dataset"}
+_COST_METRICS = ("seconds", "tflops")
+_NOT_ACCURACY = ("recall", "peak_mem_gb", *_COST_METRICS)
+CSV_COLUMNS = ("source", "table", "runner", "model", "method", "setting", "options", "benchmark", "metric", "n",
+               "accuracy", "ci_low", "ci_high", "fp", "fp_total", "tflops", "seconds", "failed", "paper", "paper_table",
+               "diff", "in_ci")
+
+
+def paper_rows(models: set[str] | None = None) -> list[Row]:
+    """The paper's accuracies as rows (of `models` only, when given), one per distinct number."""
+    costs: dict[tuple, dict[str, float]] = defaultdict(dict)
+    for row in published_rows():
+        if row.metric in _COST_METRICS:
+            costs[(row.table, row.model, row.method, row.setting, row.benchmark)][row.metric] = row.number
+    merged: dict[tuple, Row] = {}
+    tables: dict[tuple, list[str]] = defaultdict(list)
+    for row in published_rows():
+        if row.metric in _NOT_ACCURACY or (models is not None and row.model not in models):
+            continue
+        key = (row.model, row.method, row.setting, row.benchmark, row.metric, row.value)
+        found = merged.setdefault(key, Row(
+            source=PAPER, table="", runner="", model=row.model, method=row.method, setting=row.setting,
+            benchmark=row.benchmark, metric=row.metric, value=row.number,
+            n=BENCHMARKS[row.benchmark].questions.get(row.metric)))
+        tables[key].append(row.table.removeprefix("Table "))
+        found.fp = row.fp_number if found.fp is None else found.fp
+        extra = costs.get((row.table, row.model, row.method, row.setting, row.benchmark), {})
+        for name in _COST_METRICS:
+            if getattr(found, name) is None:
+                setattr(found, name, extra.get(name))
+    for key, row in merged.items():
+        row.table = f"Table {', '.join(tables[key])}"
+    methods = list(METHOD_TITLES)
+    return sorted(merged.values(), key=lambda row: (not row.model, row.model, methods.index(row.method)))
+
+
+@dataclass
+class Match:
+    paper: Row
+    stated: bool  # False: the paper states no setting for this number
+
+
+@dataclass
+class Series:
+    """Points of one method's accuracy-FP curve: (source kind, model, method, variant)."""
+
+    name: str
+    model: str
+    method: str
+    variant: str
+    points: list[tuple[float, float]] = field(default_factory=list)
+
+
+@dataclass
+class Ratio:
+    benchmark: str
+    metric: str
+    ours: Series
+    reference: Series
+    efficiency: Efficiency
+
+
+@dataclass
+class Report:
+    rows: list[Row]  # every accuracy row: runs first, then the paper's
+    matches: dict[int, Match]  # id(run row) -> the paper's number for it
+    notes: list[str]
+    with_paper: bool
+
+    def benchmarks(self) -> list[str]:
+        present = {row.benchmark for row in self.rows}
+        return [key for key in BENCHMARKS if key in present]
+
+    def headline_rows(self, benchmark: str) -> list[Row]:
+        headline = BENCHMARKS[benchmark].headline
+        rows = [row for row in self.rows if row.benchmark == benchmark and row.metric in headline]
+        return sorted(rows, key=lambda row: headline.index(row.metric))
+
+    def options_text(self, benchmark: str) -> dict[int, str]:
+        """id(row) -> the FOCUS options that differ between the benchmark's runs."""
+        runs = [row for row in self.rows if row.benchmark == benchmark and row.options]
+        differing = sorted(name for name in set().union(*(row.options for row in runs)) - _IN_SETTING
+                           if len({repr(row.options.get(name)) for row in runs}) > 1)
+        return {id(row): ", ".join(f"{name}={row.options.get(name)}" for name in differing) for row in runs}
+
+    def efficiency(self) -> list[Ratio]:
+        """A.2's ratio for every FOCUS curve against every other search method's curve of the
+        same model, benchmark and headline metric, where the curves overlap."""
+        ratios = []
+        for benchmark in self.benchmarks():
+            for metric in BENCHMARKS[benchmark].headline:
+                curves = _curves([r for r in self.rows if r.benchmark == benchmark and r.metric == metric])
+                for ours in (c for c in curves if c.method == "focus"):
+                    for reference in curves:
+                        if ((reference.model, reference.variant) != (ours.model, ours.variant)
+                                or reference.method in ("focus", "vanilla", "chance")):
+                            continue
+                        found = efficiency_ratio(ours.points, reference.points)
+                        if found is not None:
+                            ratios.append(Ratio(benchmark, metric, ours, reference, found))
+        return ratios
+
+    # ---- output -----------------------------------------------------------------------
+
+    def markdown(self) -> str:
+        parts = []
+        for benchmark in self.benchmarks():
+            info = BENCHMARKS[benchmark]
+            rows = self.headline_rows(benchmark)
+            title = f"## {info.title} ({benchmark})"
+            if not rows:
+                parts.append(f"{title}\n\nNo {', '.join(info.headline)} accuracy; other metrics in the CSV (--out).")
+                continue
+            table = self._table(benchmark, rows)
+            parts.append(f"{title}\n\naccuracy in %, 95% Wilson interval over n questions; fp: search forward "
+                         f"passes per question\n\n{table}")
+            others = sorted({r.metric for r in self.rows if r.benchmark == benchmark} - set(info.headline))
+            if others:
+                parts.append(f"Other metrics ({', '.join(others)}): in {benchmark}.csv (--out).")
+        ratios = self.efficiency()
+        parts.append("## Efficiency (paper A.2: FP of a reference method over FOCUS at the lower of their top "
+                      "accuracies)\n\n" + ("\n".join(_ratio_line(r) for r in ratios) if ratios else
+                                            "No FOCUS curve overlaps another search method's curve of the same model."))
+        if self.notes:
+            parts.append("## Notes\n\n" + "\n".join(f"- {note}" for note in self.notes))
+        return "\n\n".join(parts) + "\n"
+
+    def _table(self, benchmark: str, rows: list[Row]) -> str:
+        options = self.options_text(benchmark)
+        header = ["source", "runner", "model", "method", "setting"]
+        if any(options.values()):
+            header.append("options")
+        if len({row.metric for row in rows}) > 1:
+            header.append("metric")
+        header += ["n", "accuracy", "95% CI", "fp", "fp_total", "tflops", "seconds", "failed"]
+        if self.with_paper:
+            header += ["paper", "diff", "in CI"]
+        lines = [header, ["---"] * len(header)]
+        for row in rows:
+            cells = dict(self.cells(row), options=options.get(id(row), ""))
+            cells["source"] = f"paper ({cells['table']})" if row.source == PAPER else cells["source"]
+            cells["95% CI"] = "" if cells["ci_low"] == "" else f"[{cells['ci_low']}, {cells['ci_high']}]"
+            cells["in CI"] = cells["in_ci"]
+            lines.append([cells[name].replace("|", "/") for name in header])
+        return "\n".join("| " + " | ".join(line) + " |" for line in lines)
+
+    def cells(self, row: Row) -> dict[str, str]:
+        """The text of every CSV column for a row."""
+        low, high = wilson(row.value, row.n) if row.n else ("", "")
+        match = self.matches.get(id(row))
+        paper = diff = in_ci = paper_table = ""
+        if match is not None:
+            paper = _fixed(match.paper.value) + ("" if match.stated else "*")
+            paper_table = match.paper.table
+            diff = f"{row.value - match.paper.value:+.2f}"
+            in_ci = "" if not row.n else ("yes" if low <= match.paper.value <= high else "no")
+        runs_only = row.source != PAPER
+        return {
+            "source": row.source, "table": row.table, "runner": row.runner, "model": row.model,
+            "method": METHOD_TITLES.get(row.method, row.method), "setting": row.setting,
+            "options": "", "benchmark": row.benchmark, "metric": row.metric,
+            "n": "" if row.n is None else str(row.n), "accuracy": _fixed(row.value),
+            "ci_low": "" if low == "" else _fixed(low), "ci_high": "" if high == "" else _fixed(high),
+            "fp": _value(row.fp, runs_only), "fp_total": _value(row.fp_total, runs_only),
+            "tflops": _value(row.tflops, runs_only, "{:.4g}"), "seconds": _value(row.seconds, runs_only, "{:.3g}"),
+            "failed": _value(row.failed, runs_only, "{:.0f}"),
+            "paper": paper, "paper_table": paper_table, "diff": diff, "in_ci": in_ci,
+        }
+
+    def csv(self, benchmark: str) -> str:
+        """Every accuracy row of the benchmark, all metrics."""
+        options = self.options_text(benchmark)
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(CSV_COLUMNS)
+        for row in (r for r in self.rows if r.benchmark == benchmark):
+            cells = dict(self.cells(row), options=options.get(id(row), ""))
+            writer.writerow([cells[name] for name in CSV_COLUMNS])
+        return out.getvalue()
+
+
+def build_report(runs: RunData, paper: list[Row] | None) -> Report:
+    """Runs next to the paper's rows (None: without the paper)."""
+    notes = [f"not compared: {line}" for line in runs.not_compared] + runs.notes
+    matches = {}
+    if paper is not None:
+        by_key = defaultdict(list)
+        for row in paper:
+            by_key[row.key].append(row)
+        for row in runs.rows:
+            found = by_key.get(row.key)
+            stated = True
+            if not found and row.method == "focus":
+                found, stated = by_key.get((row.model, row.method, "", row.benchmark, row.metric)), False
+            if found:
+                matches[id(row)] = Match(found[0], stated)
+    notes += _repeated_runs(runs.rows)
+    return Report(rows=[*runs.rows, *(paper or [])], matches=matches, notes=notes, with_paper=bool(paper))
+
+
+def _repeated_runs(rows: list[Row]) -> list[str]:
+    groups = defaultdict(list)
+    for row in rows:
+        groups[(row.model, row.method, row.setting, repr(sorted(row.options.items())), row.benchmark,
+                row.metric)].append(row.source)
+    notes = []
+    for (model, method, setting, _, benchmark, metric), sources in groups.items():
+        if len(sources) > 1 and metric in BENCHMARKS[benchmark].headline:
+            what = " ".join(filter(None, [model, METHOD_TITLES.get(method, method), setting]))
+            notes.append(f"{len(sources)} runs of {what} on "
+                         f"{benchmark} ({metric}) with the same settings, each shown with its source: "
+                         + ", ".join(sources))
+    return notes
+
+
+def _curves(rows: list[Row]) -> list[Series]:
+    """Accuracy-FP curves, the paper's and the runs' apart: one per model, method and variant
+    (the setting apart from the search budget, `settings.variant`)."""
+    curves: dict[tuple, Series] = {}
+    for row in rows:
+        if row.fp is None or row.fp <= 0:
+            continue
+        kind, variant = "paper" if row.source == PAPER else "runs", settings.variant(row.method, row.setting)
+        name = f"{kind}: {row.model} {METHOD_TITLES.get(row.method, row.method)}" + (f" ({variant})" if variant else "")
+        series = curves.setdefault((kind, row.model, row.method, variant), Series(name, row.model, row.method, variant))
+        series.points.append((row.fp, row.value))
+    return list(curves.values())
+
+
+def _ratio_line(ratio: Ratio) -> str:
+    e = ratio.efficiency
+    return (f"- {BENCHMARKS[ratio.benchmark].title} {ratio.metric}: {ratio.ours.name} vs {ratio.reference.name}: "
+            f"reference accuracy {e.reference_accuracy:.2f}; FP {e.cost_reference:.2f} / {e.cost_ours:.2f} = "
+            f"{e.ratio:.2f}x")
+
+
+def _fixed(value: float) -> str:
+    return f"{value:.2f}"
+
+
+def _value(value: float | None, from_run: bool, spec: str = "{:.2f}") -> str:
+    """A number; for a run that does not report it "n/a", for the paper "" (not printed)."""
+    if value is None:
+        return "n/a" if from_run else ""
+    return spec.format(value)

@@ -1,0 +1,279 @@
+"""`focus-eval compare` on real lmms-eval output folders.
+
+One lmms-eval console-script call per test session (`runs`) writes, on the tiny datasets
+(4 questions per task): FOCUS on the tiny untrained LLaVA-OneVision at two budgets (the second
+also on vstar_logits), the same model with method=vanilla twice (two runs of one model and
+task), and lmms-eval's
+own `llava_hf` model on the tiny LLaVA-1.5 with the built-in `vstar_bench` task (no counters;
+its dataset is put in the datasets cache under the hub id, so the built-in task reads it
+offline). Then the real `focus-eval` script compares them next to the paper's LLaVA-OV-7B
+numbers. Expected values are read from lmms-eval's results files, not from compare's code.
+"""
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from focus_eval.compare.stats import wilson
+from focus_eval.tasks import tiny_data
+
+BIN = Path(sys.executable).parent
+LIMIT = 4
+FOCUS_RUNS = {"focus-1": "n_steps=1,overrun=false", "focus-2": "n_steps=2"}
+
+
+def offline_env(home: Path, datasets_cache: Path) -> dict:
+    env = dict(os.environ, HF_HOME=str(home / "hf"), HF_DATASETS_CACHE=str(datasets_cache), HF_HUB_OFFLINE="1",
+               HF_DATASETS_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    env.pop("LMMS_EVAL_PLUGINS", None)
+    return env
+
+
+def cache_as_hub_dataset(parquet: Path, repo_id: str, split: str, cache: Path, work: Path) -> None:
+    """Put a parquet file in the datasets cache as if `load_dataset(repo_id)` had downloaded it."""
+    from datasets.packaged_modules.parquet.parquet import Parquet
+
+    name = repo_id.split("/")[1]
+    builder = Parquet(cache_dir=str(work), dataset_name=name, data_files={split: str(parquet)}, hash="0" * 16)
+    builder.download_and_prepare()
+    shutil.copytree(builder.cache_dir, cache / repo_id.replace("/", "___") / "default" / "0.0.0" / ("0" * 16))
+
+
+def builtin_model_runs() -> bool:
+    try:
+        import decord  # noqa: F401  lmms-eval's llava_hf imports it at module level
+    except ImportError:
+        return False
+    return True
+
+
+@pytest.fixture(scope="session")
+def runs(tmp_path_factory, tiny_checkpoint):
+    root = tmp_path_factory.mktemp("compare_runs")
+    data = tiny_data.write_tiny_datasets(root / "data", scale=0.05, keys=("vstar", "hrbench4k"))
+    cache = root / "datasets_cache"
+    cache_as_hub_dataset(data["vstar"], "lmms-lab-encoder/vstar-bench", "test", cache, root / "build")
+    ov = tiny_checkpoint("llava_onevision")
+    common = f"pretrained={ov},data_vstar={data['vstar']},data_hrbench4k={data['hrbench4k']},target_max_new_tokens=8"
+
+    def entry(name, model, model_args, tasks):
+        return {"model": model, "model_args": model_args, "tasks": tasks, "gen_kwargs": "max_new_tokens=8",
+                "limit": LIMIT, "log_samples": True, "output_path": str(root / "runs" / name)}
+
+    config = [entry("focus-1", "llava_ov_focus", f"{common},{FOCUS_RUNS['focus-1']}", "vstar,hrbench4k"),
+              entry("focus-2", "llava_ov_focus", f"{common},{FOCUS_RUNS['focus-2']}", "vstar,vstar_logits"),
+              entry("vanilla-a", "llava_ov_focus", f"{common},method=vanilla", "vstar,hrbench4k"),
+              entry("vanilla-b", "llava_ov_focus", f"{common},method=vanilla", "vstar")]
+    if builtin_model_runs():
+        config.append(entry("llava_hf", "llava_hf", f"pretrained={tiny_checkpoint('llava_1_5')},device=cpu,device_map=cpu",
+                            "vstar_bench"))
+    (root / "runs.yaml").write_text(json.dumps(config))  # JSON is YAML
+    done = subprocess.run([str(BIN / "lmms-eval"), "--config", str(root / "runs.yaml")], cwd=root,
+                          env=offline_env(root, cache), capture_output=True, text=True, timeout=900)
+    names = [Path(e["output_path"]).name for e in config]
+    results = {}
+    for name in names:
+        found = list((root / "runs" / name).rglob("*_results.json"))
+        assert len(found) == 1, (name, done.stdout[-2000:] + done.stderr[-3000:])
+        results[name] = json.loads(found[0].read_text())
+    return root, names, results
+
+
+@pytest.fixture(scope="session")
+def models(tiny_checkpoint):
+    """The model names compare gives the tiny checkpoints: their folder names."""
+    return {"ov": tiny_checkpoint("llava_onevision").name, "llava_1_5": tiny_checkpoint("llava_1_5").name}
+
+
+@pytest.fixture(scope="session")
+def compared(runs):
+    """`focus-eval compare` of every run next to the paper's LLaVA-OV-7B numbers, --out."""
+    root, names, _ = runs
+    out = root / "compared"
+    done = compare([*(f"runs/{name}" for name in names), "--paper-models", "LLaVA-OV-7B", "--out", str(out),
+                    "--title", "tiny untrained model"], root)
+    return done, out
+
+
+def compare(arguments: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BIN / "focus-eval"), "compare", *arguments], cwd=cwd, capture_output=True, text=True,
+                          timeout=300)
+
+
+def table(path: Path) -> list[dict]:
+    with path.open() as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_tables_hold_each_runs_numbers_with_intervals_and_settings(runs, compared, models):
+    _, names, results = runs
+    done, out = compared
+    assert done.returncode == 0, done.stderr
+    rows = table(out / "vstar.csv")
+    ours = {(r["source"], r["metric"], r["setting"]): r for r in rows if r["source"].startswith("runs/")}
+    settings = {"focus-1": "Steps-1 (no overrun)", "focus-2": "Steps-2 (overrun)", "vanilla-a": "", "vanilla-b": "",
+                "llava_hf": ""}
+    tasks = {"llava_hf": "vstar_bench"}
+    for name in names:
+        task = tasks.get(name, "vstar")
+        values, n = results[name]["results"][task], results[name]["n-samples"][task]["effective"]
+        row = ours[(f"runs/{name}", "overall", settings[name])]
+        assert float(row["accuracy"]) == pytest.approx(values["vstar_overall_acc,none"], abs=0.005)
+        assert int(row["n"]) == n == LIMIT
+        low, high = wilson(values["vstar_overall_acc,none"], n)
+        assert (float(row["ci_low"]), float(row["ci_high"])) == pytest.approx((low, high), abs=0.005)
+        assert row["method"] == ("FOCUS" if name.startswith("focus") else "vanilla") and row["failed"] == "n/a"
+        for counter in ("fp", "fp_total"):
+            expected = values.get(f"{counter},none")
+            assert row[counter] == "n/a" if expected is None else float(row[counter]) == pytest.approx(expected, abs=0.005)
+        assert row["model"] == (models["llava_1_5"] if name == "llava_hf" else models["ov"])
+        assert row["runner"] == ("llava_hf" if name == "llava_hf" else "llava_ov_focus")
+        assert row["paper"] == ""  # the tiny model is not the paper's model
+    logits = ours[("runs/focus-2", "overall", "Steps-2 (overrun); logits matching")]
+    assert float(logits["fp"]) == pytest.approx(results["focus-2"]["results"]["vstar_logits"]["fp,none"], abs=0.005)
+    # category accuracies: n from the samples log (each question counts in one category)
+    categories = [int(ours[("runs/focus-1", metric, settings["focus-1"])]["n"]) for metric in ("attribute", "spatial")]
+    assert sum(categories) == LIMIT
+    paper = [r for r in rows if r["source"] == "paper"]
+    assert {r["model"] for r in paper} == {"LLaVA-OV-7B"}
+    assert len(paper) == 12 * 3 + 1  # Table 10: 12 configurations x (overall, attribute, spatial); Table 13's vanilla
+    markdown = (out / "compare.md").read_text()
+    assert done.stdout == markdown.split("\n## Plots")[0]
+    assert ("| paper (Table 10) |  | LLaVA-OV-7B | FOCUS | Steps-4 (overrun) | 191 | 92.15 | [87.45, 95.19] | 7.63 |"
+            in markdown)
+    hr = {r["source"] for r in table(out / "hrbench4k.csv")}
+    assert hr == {"runs/focus-1", "runs/vanilla-a", "paper"}
+    assert f"runs/focus-1: hrbench4k evaluated {LIMIT} of 8 questions (--limit)" in markdown
+
+
+@pytest.mark.skipif(not builtin_model_runs(), reason="lmms-eval's llava_hf needs decord (test extra, Linux x86_64)")
+def test_lmms_eval_builtin_model_is_compared_accuracy_only(runs, compared):
+    _, _, results = runs
+    done, out = compared
+    row = next(r for r in table(out / "vstar.csv") if r["source"] == "runs/llava_hf" and r["metric"] == "overall")
+    assert float(row["accuracy"]) == pytest.approx(results["llava_hf"]["results"]["vstar_bench"]["vstar_overall_acc,none"])
+    assert all(row[c] == "n/a" for c in ("fp", "fp_total", "tflops", "seconds", "failed"))
+    assert ("runs/llava_hf: vstar_bench reports no counters (fp, fp_total, tflops, seconds): accuracy only"
+            in done.stdout)
+
+
+def test_two_runs_of_one_model_and_task_are_both_shown_by_run(compared, models):
+    done, out = compared
+    rows = [r for r in table(out / "vstar.csv") if r["method"] == "vanilla" and r["metric"] == "overall"
+            and r["model"] == models["ov"]]
+    assert [r["source"] for r in rows] == ["runs/vanilla-a", "runs/vanilla-b"]
+    assert (f"2 runs of {models['ov']} vanilla on vstar (overall) with the same settings, each shown with its "
+            "source: runs/vanilla-a, runs/vanilla-b") in done.stdout
+
+
+def test_plots_are_drawn_from_the_tables_numbers(runs, compared):
+    _, names, _ = runs
+    _, out = compared
+    for benchmark in ("vstar", "hrbench4k"):
+        rows = [r for r in table(out / f"{benchmark}.csv") if r["metric"] == "overall"]
+        for axis in ("fp", "tflops"):
+            png = out / f"{benchmark}_{axis}.png"
+            with Image.open(png) as image:
+                assert image.format == "PNG" and image.width >= 700 and image.height >= 500
+            points = table(png.with_suffix(".points.csv"))
+
+            def x(row):  # the table's number for the axis; vanilla without an FP count sits at 0
+                if row[axis] not in ("", "n/a"):
+                    return float(row[axis])
+                return 0.0 if axis == "fp" and row["method"] == "vanilla" else None
+            expected = sorted((r["source"], r["setting"], round(x(r), 2), float(r["accuracy"]))
+                              for r in rows if x(r) is not None)
+            drawn = sorted((p["source"], p["setting"], round(float(p["x"]), 2), round(float(p["y"]), 2)) for p in points)
+            assert drawn == expected and len(drawn) > 0, (benchmark, axis)
+    fp_points = table(out / "vstar_fp.points.csv")
+    run_points = [p for p in fp_points if p["source"] != "paper"]
+    assert len(run_points) == len(names) + 1  # every run, plus focus-2's vstar_logits row
+    assert len(fp_points) - len(run_points) == 13  # the paper's OV rows with an FP count or vanilla (Tables 10, 13)
+    assert len(table(out / "vstar_tflops.points.csv")) == len(names) + 1 - (names[-1] == "llava_hf")  # ours only
+
+
+def test_folder_without_results_is_a_clear_error(tmp_path):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.txt").write_text("no results here")
+    done = compare(["empty"], tmp_path)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr == ("focus-eval: error: empty: no results found (lmms-eval: *_results.json from "
+                           "--output_path)\n")
+    (tmp_path / "bad_results.json").write_text("{not json")
+    done = compare(["bad_results.json"], tmp_path)
+    assert done.returncode == 2 and done.stderr.startswith("focus-eval: error: bad_results.json: cannot read it as JSON")
+    done = compare(["nowhere"], tmp_path)
+    assert done.returncode == 2 and done.stderr == "focus-eval: error: nowhere: no such file or folder\n"
+
+
+def test_results_of_an_unknown_task_are_named_not_dropped(runs, tmp_path):
+    """A real results file whose hrbench4k is renamed to a task no benchmark knows."""
+    root, _, results = runs
+    data = json.loads(json.dumps(results["focus-1"]))
+    data["results"]["mmmu_val"] = data["results"].pop("hrbench4k")
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "20260101_000000_results.json").write_text(json.dumps(data))
+    done = compare(["run"], tmp_path)
+    assert done.returncode == 1
+    assert "## V*Bench (vstar)" in done.stdout and "HRBench" not in done.stdout
+    assert "- not compared: run: task 'mmmu_val' is not a benchmark compare knows (known names, normalized: " in done.stdout
+    assert done.stderr.startswith("focus-eval compare: not compared: run: task 'mmmu_val' is not a benchmark")
+    only_unknown = json.loads(json.dumps(data))
+    only_unknown["results"] = {"mmmu_val": data["results"]["mmmu_val"]}
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "20260101_000000_results.json").write_text(json.dumps(only_unknown))
+    done = compare(["other"], tmp_path)
+    assert done.returncode == 2 and "nothing to compare: other: task 'mmmu_val'" in done.stderr
+
+
+def test_published_for_runs_of_a_model_the_paper_lacks(runs, models):
+    root, _, _ = runs
+    done = compare(["runs/focus-1", "--published"], root)
+    assert done.returncode == 0, done.stderr
+    assert (f"the paper has no numbers for {models['ov']} on hrbench4k, vstar; choose its models with --paper-models"
+            in done.stdout)
+    assert "| paper" not in done.stdout  # no paper rows, no paper columns
+
+
+def test_compare_imports_neither_torch_nor_lmms_eval():
+    code = ("import sys, focus_eval.cli, focus_eval.compare.command, focus_eval.compare.report, "
+            "focus_eval.compare.reproduce; assert not {'torch', 'lmms_eval', 'matplotlib'} & set(sys.modules), "
+            "sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'lmms_eval', 'matplotlib'))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+
+
+def test_runs_of_the_papers_models_sit_next_to_its_numbers(runs, tmp_path):
+    """Real results files relabelled as runs of the paper's checkpoints: the paper's number for the
+    same configuration, the difference and whether it lies in the run's interval; "*" where the
+    paper states no setting (Table 5's FOCUS with Qwen-2.5-VL)."""
+    _, _, results = runs
+    relabelled = {"ov": ("llava_ov_focus", "llava-hf/llava-onevision-qwen2-7b-ov-hf"),
+                  "qwen": ("qwen2_5_vl_focus", "Qwen/Qwen2.5-VL-7B-Instruct")}
+    for name, (runner, checkpoint) in relabelled.items():
+        data = json.loads(json.dumps(results["focus-1"]))
+        data["config"]["model"] = runner
+        data["config"]["model_args"] = f"pretrained={checkpoint},n_steps=1,overrun=false"
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "20260101_000000_results.json").write_text(json.dumps(data))
+    done = compare(["ov", "qwen", "--published", "--out", "out"], tmp_path)
+    assert done.returncode == 0, done.stderr
+    rows = {(r["source"], r["benchmark"]): r for r in table(tmp_path / "out" / "vstar.csv") if r["metric"] == "overall"}
+    accuracy = results["focus-1"]["results"]["vstar"]["vstar_overall_acc,none"]
+    for source, paper, stated in (("ov", 83.24, True), ("qwen", 90.58, False)):  # Table 10 Steps-1 (no overrun); Table 5
+        row = rows[(source, "vstar")]
+        assert row["setting"] == "Steps-1 (no overrun)"
+        assert row["paper"] == f"{paper:.2f}" + ("" if stated else "*")
+        assert float(row["diff"]) == pytest.approx(accuracy - paper, abs=0.005)
+        low, high = wilson(accuracy, LIMIT)
+        assert row["in_ci"] == ("yes" if low <= paper <= high else "no")
+    hr = {r["source"]: r for r in table(tmp_path / "out" / "hrbench4k.csv") if r["metric"] == "overall"}
+    assert hr["ov"]["paper"] == "69.00" and hr["qwen"]["paper"] == "79.25*"
+    assert hr["ov"]["paper_table"] == "Table 10" and hr["qwen"]["paper_table"] == "Table 5"

@@ -58,6 +58,7 @@ def test_valid_args_are_typed_and_configs_follow_table7(tmp_path):
     assert (args.device, args.dtype, args.batch_size, args.attn_implementation) == ("cuda:0", "bfloat16", 1, "sdpa")
     vstar, hrbench = args.config("vstar"), args.config("hrbench4k")
     assert (vstar.k, vstar.s_dist, hrbench.s_dist, vstar.n_steps) == (15, 2, 3, 2)  # k = 15 for n_steps < 4
+    (tmp_path / "config.json").write_text('{"model_type": "llava_onevision"}')  # checked, not loaded
     onevision = parse_model_args("llava_ov_focus", pretrained=str(tmp_path))
     assert onevision.pretrained == str(tmp_path) and onevision.config("vstar").s_max == 9
 
@@ -76,7 +77,7 @@ def test_valid_args_are_typed_and_configs_follow_table7(tmp_path):
     ({"min_pixels": 1000}, "unknown model argument 'min_pixels'"),  # a Qwen2.5-VL processor option
     ({"device": "cpu", "device_map": "auto"}, "give device or device_map, not both"),
     ({"save_maps": True}, "save_maps=True: expected a name or path"),
-    ({"pretrained": "/no/such/checkpoint"}, "pretrained='/no/such/checkpoint': no such model folder"),
+    ({"pretrained": "/no/such/checkpoint"}, "llava_ov_focus: no such model folder: /no/such/checkpoint"),
 ])
 def test_bad_args_are_named(kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -141,6 +142,9 @@ def test_devices_follow_the_launch(monkeypatch):
     with pytest.raises(ValueError, match="device_map='auto' spreads one process's model over several GPUs"):
         resolve_device(None, "auto", world_size=2, local_rank=0)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    with pytest.raises(ValueError, match="device='cuda:4', but this machine has 4 CUDA device"):
+        resolve_device("cuda:4", None, world_size=1, local_rank=0)
     assert resolve_device("cuda:0", None, world_size=4, local_rank=3) == torch.device("cuda:3")  # one GPU per rank
     assert resolve_device(None, None, world_size=1, local_rank=0) == torch.device("cuda:0")
     assert resolve_device("cuda:2", None, world_size=1, local_rank=0) == torch.device("cuda:2")

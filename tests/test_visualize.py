@@ -104,9 +104,8 @@ def test_heat_overlay_follows_the_cells_and_spares_uncovered_pixels():
     assert left <= col + overlay.box[0] < right and top <= row + overlay.box[1] < bottom
 
 
-def test_printable_escapes_control_characters_and_optionally_non_latin1():
+def test_printable_escapes_control_characters():
     assert printable("a\x1b[2J\rb\n\tc \u4e2d") == "a\\x1b[2J\\rb\n\tc \u4e2d"
-    assert printable("caf\xe9 \u4e2d\ufffd", max_codepoint=0xFF) == "caf\xe9 \\u4e2d\\ufffd"
 
 
 def test_hot_colours_ramp():

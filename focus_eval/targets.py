@@ -440,9 +440,10 @@ def resolve_targets(question: str, reply: str | None, *, trust_empty_reply: bool
         return _target_set(parsed, "icl", reply, notes)
     if parsed == [] and trust_empty_reply and not notes:
         return _target_set([], "none", reply, ["the target reply names no object"])
-    if reply is not None:
-        notes.append("the target reply names no object" if parsed == [] else
-                     f"the target reply has no sentence '{NEED_SENTENCE}'")
+    if listed is None and reply is not None:
+        notes.append(f"the target reply has no sentence '{NEED_SENTENCE}'")
+    elif parsed == [] and not notes:
+        notes.append("the target reply names no object")
     rules = rule_based_targets(question)
     if rules:
         return _target_set(rules, "rules", reply, notes)

@@ -317,7 +317,7 @@ def _header_lines(trace: Trace, style: _Style, width: int) -> list[tuple[str, tu
     lines += [(line, (0, 0, 0)) for fact in facts for line in _wrap(fact, style.font, width)]
     notes = list(trace.notes) + ([f"error: {trace.error}"] if trace.error else [])
     lines += [(line, ERROR_COLOUR) for note in notes for line in _wrap(note, style.font, width)]
-    if style.font.escaped or style.label_font.escaped:
+    if style.font.escaped:
         note = (r"\u....: characters none of the fonts can draw; set " f"{FONT_ENV} to a font file that has them "
                 "(e.g. Noto Sans CJK)")
         lines += [(line, (0, 0, 0)) for line in _wrap(note, style.font, width)]
@@ -368,13 +368,13 @@ def _wrap(text: str, font: Typeface, width: int, max_lines: int | None = None) -
         lines.append(line)
     if max_lines is None or len(lines) <= max_lines:
         return lines
-    kept = lines[:max_lines]
-    left_out = _non_blank(text) - sum(map(_non_blank, kept))
-    suffix = f" ... (+{left_out} characters, see the trace)"
-    last = kept[-1]
-    while last and font.length(last + suffix) > width:
-        last = last[:-1]
-    return kept[:-1] + [last + suffix]
+    kept, last = lines[:max_lines - 1], lines[max_lines - 1]
+    suffix = " ... (+{} characters, see the trace)"
+    room = width - font.length(suffix.format(_non_blank(text)))  # the count only gets shorter
+    while last and font.length(last) > room:
+        last = last[:-1].rstrip()
+    left_out = _non_blank(text) - sum(map(_non_blank, kept)) - _non_blank(last)
+    return kept + [last + suffix.format(left_out)]
 
 
 def _non_blank(text: str) -> int:

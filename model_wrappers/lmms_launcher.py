@@ -28,7 +28,8 @@ Exit status:
      dataset, a checkpoint folder that is missing, empty or of another family, an output
      folder that cannot be written.
   With several runs, the status of the first run that failed.
-On stderr, one line per failed run, `focus-eval: error: MESSAGE`. The traceback of a setup
+On stderr, one line per failed run, `focus-eval: error: MESSAGE` (with several runs:
+`focus-eval: error: run 2 of 5 (setup): MESSAGE`, or "(evaluation)"). The traceback of a setup
 error is not shown (with `--verbosity DEBUG` lmms-eval raises the error, stops there, and the
 traceback is printed); the traceback of an error during the evaluation is written to the log
 on stdout, where lmms-eval logs everything else, so that a long run need not be repeated to
@@ -40,6 +41,7 @@ from __future__ import annotations
 import sys
 import traceback
 from collections.abc import Callable, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -80,20 +82,27 @@ class Watcher:
     def __init__(self) -> None:
         self.runs: list[Run] = []
 
-    def install(self) -> None:
+    @contextmanager
+    def installed(self):
+        """lmms-eval's functions wrapped while the context lasts."""
         import lmms_eval.__main__ as lmms_main
         from lmms_eval import evaluator
 
-        lmms_main.cli_evaluate_single = self._watch_single(lmms_main.cli_evaluate_single)
-        evaluator.evaluate = self._watch_evaluate(evaluator.evaluate)
+        originals = lmms_main.cli_evaluate_single, evaluator.evaluate, lmms_main.traceback
+        lmms_main.cli_evaluate_single = self._watch_single(originals[0])
+        evaluator.evaluate = self._watch_evaluate(originals[1])
         lmms_main.traceback = _TracebackToLog(self)
+        try:
+            yield
+        finally:
+            lmms_main.cli_evaluate_single, evaluator.evaluate, lmms_main.traceback = originals
 
     def _watch_single(self, single: Callable) -> Callable:
         def watched(args):
             run = Run(args)
             self.runs.append(run)
             try:
-                return self._run(single, run)
+                return self._checked(single, run)
             except Exception as error:
                 run.error = error
                 raise
@@ -109,7 +118,8 @@ class Watcher:
         return watched
 
     @staticmethod
-    def _run(single: Callable, run: Run):
+    def _checked(single: Callable, run: Run):
+        """One run with the checks before and after it (module docstring)."""
         args = run.args
         if not args.tasks:  # lmms-eval would log an error and exit 0
             raise SetupError("no --tasks given (`lmms-eval --tasks list` lists them)")
@@ -148,19 +158,21 @@ class _TracebackToLog:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run lmms-eval's command line on `argv` (default: sys.argv[1:]); returns the exit status."""
     arguments = list(sys.argv[1:] if argv is None else argv)
-    watcher = Watcher()
-    watcher.install()
     from lmms_eval.cli.dispatch import main as lmms_eval_main
 
-    sys.argv = [COMMAND, *arguments]
+    watcher = Watcher()
     escaped: BaseException | None = None
     exit_code: int | str | None = 0
+    argv_before, sys.argv = sys.argv, [COMMAND, *arguments]  # lmms-eval reads sys.argv
     try:
-        lmms_eval_main()
+        with watcher.installed():
+            lmms_eval_main()
     except SystemExit as done:  # lmms-eval's argument errors (2), --help and `--tasks list` (0)
         exit_code = done.code
     except Exception as error:  # outside a run (a bad --config file), or any error with --verbosity DEBUG
         escaped = error
+    finally:
+        sys.argv = argv_before
     return _report(watcher.runs, escaped, exit_code)
 
 
@@ -174,7 +186,8 @@ def _report(runs: list[Run], escaped: BaseException | None, exit_code: int | str
             failed_runs.append(Run(args=None, started=any(run.started for run in runs), error=escaped))
     for run in failed_runs:
         numbered = len(runs) > 1 and run in runs
-        prefix = f"run {runs.index(run) + 1} of {len(runs)}: " if numbered else ""
+        stage = "evaluation" if run.started else "setup"
+        prefix = f"run {runs.index(run) + 1} of {len(runs)} ({stage}): " if numbered else ""
         print(f"{PROG}: error: {prefix}{run.describe()}", file=sys.stderr)
     for run in runs:
         if run.failed:

@@ -52,6 +52,7 @@ class FakeAdapter:
                                                           "generate": 0, "option_scores": 0, "with_keys": 0})
     fail_generate_with_images: bool = False
     locatable: bool = True
+    reply_truncated: bool = False  # the target reply stopped at max_new_tokens
 
     def prefill(self, image, prompt, target, layers, with_keys=False):
         if not self.locatable or target not in prompt:
@@ -100,7 +101,8 @@ class FakeAdapter:
             raise RuntimeError("generation exploded")
         else:
             text = "A" if any(colour_fraction(im, "red") > 0 for im in images) else "B"
-        return Generation(text=text, cost=PassCost(passes=1, batches=1, flops=PASS_FLOPS, tokens=20))
+        return Generation(text=text, cost=PassCost(passes=1, batches=1, flops=PASS_FLOPS, tokens=20),
+                          truncated=not images and self.reply_truncated)
 
     def option_scores(self, images, prompt, options):
         self.calls["option_scores"] += 1

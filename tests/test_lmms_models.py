@@ -16,6 +16,7 @@ from focus_eval.model_wrappers.lmms_models import (
     Decoding,
     Llava15Focus,
     Qwen25VLFocus,
+    ResponseStore,
     is_focus_model,
     manifests,
     parse_model_args,
@@ -333,3 +334,36 @@ def test_documents_of_other_tasks_get_plain_answers(tiny_checkpoint, pipeline_ca
     warned = [line for line in logs if "gen_kwargs setting ignored: sampling" in line]
     assert len(warned) == 1  # once per setting, not per request
     assert "other tasks: method='focus'" in next(line for line in logs if "loaded" in line)
+
+
+def test_a_resume_record_that_cannot_be_written_is_a_warning(tmp_path, monkeypatch):
+    store = ResponseStore(str(tmp_path / "resume"), rank=0)
+    messages = []
+    sink = logger.add(lambda message: messages.append(str(message)), level="WARNING")
+    real_open = open
+
+    def full_disk(path, *args, **kwargs):
+        if str(path).endswith("responses.rank0.jsonl") and not messages:
+            raise OSError(28, "No space left on device")
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr("builtins.open", full_disk)
+    try:
+        store.put("first", "answer 1")  # the disk is full: a warning, and the run goes on
+        store.put("second", "answer 2")
+    finally:
+        logger.remove(sink)
+    assert len(messages) == 1 and "answer not stored" in messages[0] and "No space left on device" in messages[0]
+    assert store.get("first") == "answer 1"  # still answered in this run
+    assert ResponseStore(str(tmp_path / "resume"), rank=1).responses == {"second": "answer 2"}  # a restart replays
+
+
+def test_save_maps_and_resume_dir_must_be_writable_folders(tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    for name in ("save_maps", "resume_dir"):
+        with pytest.raises(ValueError, match=f"llava_ov_focus: {name}='{blocker}': {blocker} exists and is not a folder"):
+            parse_model_args("llava_ov_focus", **{name: str(blocker)})
+    assert parse_model_args("llava_ov_focus", save_maps=str(tmp_path / "new" / "maps")).save_maps == str(
+        tmp_path / "new" / "maps")
+    assert (tmp_path / "new" / "maps").is_dir() and not list((tmp_path / "new" / "maps").iterdir())

@@ -5,7 +5,7 @@ PIL's built-in font (Aileron) covers ASCII only: "é", "к" or "円" come out as
 1. the font files named by the environment variable FOCUS_EVAL_FONT (several separated by
    os.pathsep), e.g. a Noto Sans CJK file for Chinese or Japanese text;
 2. those of SYSTEM_FONTS that exist (DejaVu Sans: Latin, Greek, Cyrillic and symbols; Noto
-   Sans CJK);
+   Sans CJK or WenQuanYi Micro Hei: Chinese, Japanese, Korean);
 3. PIL's built-in font.
 `visible(text)` writes a character that no font of the chain has as a \\u escape and records
 that it did (`escaped`), so that a picture can say why. Pictures thus depend on the fonts
@@ -25,6 +25,7 @@ SYSTEM_FONTS = (
     "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",  # Debian, Ubuntu
     "/usr/share/fonts/dejavu-sans-fonts/DejaVuSans.ttf",  # Fedora
     "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",  # Debian, Ubuntu: fonts-noto-cjk
+    "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",  # Debian, Ubuntu: fonts-wqy-microhei (CJK)
     "/usr/share/fonts/google-noto-cjk/NotoSansCJK-Regular.ttc",  # Fedora
     "/System/Library/Fonts/Supplemental/Arial Unicode.ttf",  # macOS
 )

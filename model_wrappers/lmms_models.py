@@ -65,9 +65,9 @@ from tqdm import tqdm
 from focus_eval import __version__
 from focus_eval.config import DATASETS, FocusConfig, coerce_overrides, load_config
 from focus_eval.images import ImageLoadError
-from focus_eval.outputs import check_writable_dir
 from focus_eval.model_wrappers import check_device, check_local_checkpoint, default_checkpoint, load_adapter
 from focus_eval.model_wrappers.base import ATTN_IMPLEMENTATIONS, DTYPES
+from focus_eval.outputs import check_writable_dir
 from focus_eval.pipeline import FocusPipeline, PipelineError
 from focus_eval.tasks.record import DocRecord, FocusQuestion
 from focus_eval.tasks.schemas import SCHEMAS

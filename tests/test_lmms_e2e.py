@@ -320,7 +320,7 @@ def test_cli_focus_model_reports_accuracy_counters_and_failed_rows(single_run):
             assert entry["error"] and entry["score"] == 0 and sample["fp"] is None
         fp = run.results[task]["fp,none"]
         assert fp == pytest.approx(sum(s["fp"] for s in good) / len(good))
-        assert (table[(task, "failed")], table[(task, "failed_rate")]) == ("2", f"{2 / rows:.4f}")
+        assert (table[(task, "failed")], table[(task, "failed_rate")]) == ("2.0000", f"{2 / rows:.4f}")
         assert run.results[task]["failed,none"] == 2 and run.results[task]["failed_rate,none"] == pytest.approx(2 / rows)
     scores = [s["vstar_overall_acc"]["score"] for s in run.samples["vstar"]]
     assert run.results["vstar"]["vstar_overall_acc,none"] == pytest.approx(100 * sum(scores) / len(scores))

@@ -4,6 +4,7 @@
     focus-eval explain --model M --image street.jpg --question "..." --out maps/
     focus-eval answer  --model M --questions questions.jsonl --json > answers.jsonl
     focus-eval compare runs/focus runs/vanilla --published --out compare/   (focus_eval/compare/command.py)
+    focus-eval lmms-eval --model llava_ov_focus --tasks vstar ...   (lmms-eval's own flags)
 
 `answer` prints the answer and the forward-pass counters; `explain` also writes, per question,
 `<id>.png` (relevance map, ROIs, model input; focus_eval.visualize) and `<id>.json` (the
@@ -21,9 +22,15 @@ Output on stdout: text, or with --json one JSON object per question per line (JS
 with the keys id, image, question, answer, error, question_type, targets, final_layout,
 final_boxes, counters (Counters.to_dict()), picture and trace (file paths, explain only);
 a key without a value is null. Progress bars (model loading, questions files) go to stderr.
-Exit status: 0 all questions answered; 1 some question failed; 2 bad usage or input found
-before any work (unknown flag or FOCUS option, missing or unreadable image or questions file,
-a model that cannot be loaded), reported as one line on stderr.
+Exit status: 0 all questions answered (and, for explain, their files written); 1 some question
+failed, or its picture or trace could not be written (a warning line each; the run goes on);
+2 bad usage or input found before any work (unknown flag or FOCUS option, a blank --question,
+--max-new-tokens below 1, an unknown --family, a CUDA --device without CUDA, missing or
+unreadable image or questions file, an --out that is not a writable folder, a model that
+cannot be loaded), reported as one line on stderr.
+
+`focus-eval lmms-eval ARGS` runs lmms-eval's command line with ARGS as they are and an exit
+status that tells whether it worked (focus_eval.model_wrappers.lmms_launcher).
 """
 
 from __future__ import annotations
@@ -37,7 +44,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from focus_eval.compare import command as compare
-from focus_eval.config import DATASETS, coerce_overrides
+from focus_eval.config import DATASETS, coerce_overrides, known_families
 
 PROG = "focus-eval"
 _QUESTION_KEYS = {"id", "image", "question"}
@@ -65,6 +72,11 @@ class _Parser(argparse.ArgumentParser):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["lmms-eval"]:  # every further argument is lmms-eval's
+        from focus_eval.model_wrappers.lmms_launcher import main as lmms_eval_main
+
+        return lmms_eval_main(argv[1:])
     parser = _build_parser()
     try:
         args = parser.parse_args(argv)
@@ -120,12 +132,32 @@ def _parse_question_line(line: str, number: str, folder: Path) -> Question:
     if unknown:
         return bad(f"unknown key(s) {unknown}; allowed: {sorted(_QUESTION_KEYS)}")
     for key in ("image", "question"):
-        if not isinstance(record.get(key), str) or not record[key].strip():
+        if _blank(record.get(key)):
             return bad(f"{key!r} must be a non-empty string")
     identifier = record.get("id", number)
     if not isinstance(identifier, (str, int)) or isinstance(identifier, bool):
         return bad("'id' must be a string or an integer")
     return Question(id=str(identifier), image=folder / record["image"], question=record["question"])
+
+
+def _blank(value: Any) -> bool:
+    """The rule for an image path or a question, on the command line and in a questions file."""
+    return not isinstance(value, str) or not value.strip()
+
+
+def _claim_file_names(questions: list[Question]) -> None:
+    """Mark a question whose id gives the same file names as an earlier one's (`a/b` and `a_b`)."""
+    from focus_eval.outputs import safe_stem
+
+    owners: dict[str, str] = {}
+    for question in questions:
+        if question.error is not None:
+            continue
+        stem = safe_stem(question.id)
+        if stem in owners:
+            question.error = f"id {question.id!r} gives the same file names ({stem}.png) as id {owners[stem]!r}"
+        else:
+            owners[stem] = question.id
 
 
 # commands -------------------------------------------------------------------------------
@@ -141,33 +173,45 @@ def _compare(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     # Everything the user can get wrong is checked before the model loads.
     overrides = _parse_overrides(args.set)
+    out_dir = _output_folder(args.out) if args.command == "explain" else None
     if args.questions is not None:
         questions = read_questions(Path(args.questions))
     else:
+        for flag, value in (("--image", args.image), ("--question", args.question)):
+            if _blank(value):
+                raise UserError(f"{flag} must be a non-empty string")
         image = Path(args.image)
         questions = [Question(id=args.id or image.stem, image=image, question=args.question, loaded=_load(image))]
+    if out_dir is not None:
+        _claim_file_names(questions)
     focus = _load_focus(args, overrides)
 
     from tqdm import tqdm
 
-    failed = 0
+    failed = unsaved = 0
     single = args.questions is None
     for question in tqdm(questions, desc="questions", unit="q", disable=args.quiet or single or None,
                          file=sys.stderr):
-        record = _ask(focus, question, Path(args.out) if args.command == "explain" else None,
-                      args.max_new_tokens)
+        record, unwritten = _ask(focus, question, out_dir, args.max_new_tokens)
         failed += record["error"] is not None
         output = json.dumps(record) if args.json else _as_text(record, with_id=not single)
         tqdm.write(output, file=sys.stdout)
         if single and record["error"] is not None and not args.json:
             print(f"{PROG}: error: {_one_line(record['error'])}", file=sys.stderr)
+        if unwritten is not None:
+            unsaved += 1
+            tqdm.write(f"{PROG}: warning: [{question.id}] picture and trace not written: {_one_line(unwritten)}",
+                       file=sys.stderr)
     if not single and not args.quiet:
-        print(f"{PROG}: {len(questions) - failed} of {len(questions)} questions answered", file=sys.stderr)
-    return 1 if failed else 0
+        unsaved_note = f"; {unsaved} without picture and trace" if unsaved else ""
+        print(f"{PROG}: {len(questions) - failed} of {len(questions)} questions answered{unsaved_note}",
+              file=sys.stderr)
+    return 1 if failed or unsaved else 0
 
 
-def _ask(focus, question: Question, out_dir: Path | None, max_new_tokens: int) -> dict[str, Any]:
-    """One question -> its output record; failures are recorded, never raised."""
+def _ask(focus, question: Question, out_dir: Path | None, max_new_tokens: int) -> tuple[dict[str, Any], str | None]:
+    """One question -> (its output record, why its picture and trace were not written or None);
+    failures are recorded, never raised."""
     from focus_eval.pipeline import PipelineError
     from focus_eval.visualize import save_explanation
 
@@ -175,12 +219,12 @@ def _ask(focus, question: Question, out_dir: Path | None, max_new_tokens: int) -
     record.update(id=question.id, image=None if question.image is None else str(question.image),
                   question=question.question, error=question.error)
     if question.error is not None:
-        return record
+        return record, None
     try:
         image = question.loaded if question.loaded is not None else _load(question.image)
     except UserError as error:
         record["error"] = str(error)
-        return record
+        return record, None
     try:
         result = focus.answer(image, question.question, max_new_tokens=max_new_tokens)
         trace, final_images = result.trace, result.final_images
@@ -191,9 +235,12 @@ def _ask(focus, question: Question, out_dir: Path | None, max_new_tokens: int) -
                   targets=[t.name for t in trace.targets], final_layout=trace.final_layout,
                   final_boxes=trace.final_boxes, counters=trace.counters.to_dict())
     if out_dir is not None:
-        picture, trace_path = save_explanation(trace, image, final_images, out_dir, question.id)
+        try:
+            picture, trace_path = save_explanation(trace, image, final_images, out_dir, question.id)
+        except OSError as error:  # checked writable at start-up; a full disk, say
+            return record, str(error)
         record.update(picture=str(picture), trace=str(trace_path))
-    return record
+    return record, None
 
 
 def _load(path: Path):
@@ -224,6 +271,15 @@ def _load_focus(args: argparse.Namespace, overrides: dict[str, str]):
         raise UserError(f"cannot load model {args.model!r}: {error}") from None
     except ValueError as error:
         raise UserError(str(error)) from None
+
+
+def _output_folder(path: str) -> Path:
+    from focus_eval.outputs import check_writable_dir
+
+    try:
+        return check_writable_dir(path)
+    except ValueError as error:
+        raise UserError(f"--out: {error}") from None
 
 
 def _parse_overrides(pairs: list[str]) -> dict[str, str]:
@@ -273,9 +329,11 @@ def _one_line(text: str) -> str:
 
 def _build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="FOCUS visual cropping on your own images.")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{answer,explain,compare}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{answer,explain,compare,lmms-eval}")
     answer = commands.add_parser("answer", help="answer questions, print answers and counters")
     explain = commands.add_parser("explain", help="answer and write a picture and the trace per question")
+    commands.add_parser("lmms-eval", add_help=False,  # main() hands its arguments to lmms-eval
+                        help="lmms-eval's command line (its own flags) with an exit status that tells whether it worked")
     for sub in (answer, explain):
         _add_common(sub)
     explain.add_argument("--out", required=True, metavar="DIR", help="folder for <id>.png and <id>.json")
@@ -285,7 +343,7 @@ def _build_parser() -> argparse.ArgumentParser:
 
 def _add_common(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--model", required=True, help="hub id or local checkpoint folder")
-    sub.add_argument("--family", help="model family (default: from the checkpoint's config)")
+    sub.add_argument("--family", choices=known_families(), help="model family (default: from the checkpoint's config)")
     sub.add_argument("--dataset", choices=DATASETS,
                      help="benchmark whose Table 7 rules and in-context examples to use (default: generic)")
     sub.add_argument("--image", help="image file (with --question)")
@@ -299,9 +357,19 @@ def _add_common(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--attn-implementation", default="sdpa", help="sdpa, eager or flash_attention_2")
     sub.add_argument("--image-aspect", choices=("pad", "crop"),
                      help="LLaVA-1.5 only: pad the image to a square (default, as the paper) or centre-crop it")
-    sub.add_argument("--max-new-tokens", type=int, default=64, help="length limit of a generated answer")
+    sub.add_argument("--max-new-tokens", type=_positive_int, default=64, help="length limit of a generated answer")
     sub.add_argument("--json", action="store_true", help="one JSON object per question per line")
     sub.add_argument("--quiet", action="store_true", help="no progress bars or status lines")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return value
 
 
 if __name__ == "__main__":

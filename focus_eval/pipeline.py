@@ -105,8 +105,9 @@ class FocusPipeline:
         trace.question_type = targets.question_type
         trace.target_source = targets.source
         trace.target_reply = targets.reply
+        trace.notes.extend(targets.notes)
         if not targets.targets:
-            trace.notes.append("no target named in the question: answered on the full image")
+            trace.notes.append("no target: answered on the full image")
 
         layers = cfg.layer_range(self.adapter.num_layers)
         chosen: list[list[tuple[int, int, int, int]]] = []
@@ -125,14 +126,14 @@ class FocusPipeline:
                                    t_obj_dist=cfg.t_obj_dist, canvas_size=cfg.canvas_size, names=names)
 
     def _extract_targets(self, question: str, cfg: FocusConfig, meter: Meter) -> TargetSet:
-        reply = None
+        reply, cut = None, False
         if cfg.target_extraction == "icl":
             # every in-context answer is one line: stop there instead of decoding further examples
             generation = self.adapter.generate([], icl_prompt(question, cfg.dataset),
                                                max_new_tokens=cfg.target_max_new_tokens, stop=["\n"])
             meter.add(generation.cost)
-            reply = generation.text
-        return resolve_targets(question, reply, trust_empty_reply=cfg.trust_empty_target_reply)
+            reply, cut = generation.text, generation.truncated
+        return resolve_targets(question, reply, trust_empty_reply=cfg.trust_empty_target_reply, reply_cut=cut)
 
     def _search_target(self, image: Image.Image, question: str, target: Target, layers: range,
                        cfg: FocusConfig, meter: Meter,

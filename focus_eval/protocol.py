@@ -105,6 +105,7 @@ class YesNo:
 class Generation:
     text: str
     cost: PassCost
+    truncated: bool = False  # stopped at max_new_tokens, not at a stop string or the end of sequence
 
 
 @dataclass

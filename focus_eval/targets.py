@@ -19,6 +19,10 @@ Choices where the paper is silent:
   full image forgoes the search. `resolve_targets(..., trust_empty_reply=True)` honours the
   model's "none" always.
 - The question type comes from the targets alone ("all X" anywhere => type 2), as in ZoomEye.
+- A reply that stopped at its token limit (target_max_new_tokens) inside its list of objects
+  leaves its last object out: it may be cut short ("red circl").
+- Nothing is left out silently: `TargetSet.notes` says why the reply's targets were not used,
+  which were left out, and why there is no target (the rule fallback reads English only).
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ class TargetSet:
     question_type: int  # 1 or 2 ("all X" anywhere => 2)
     source: str  # "icl" (parsed reply), "rules" (fallback), "none" (question names nothing)
     reply: str | None  # the raw model reply, kept for the trace
+    notes: tuple[str, ...] = ()  # why targets are missing or were left out (module docstring)
 
 
 # ---- benchmark prompts -> question ---------------------------------------------------------
@@ -226,14 +231,25 @@ _WHOLE = {"whole", "entire", "full", "overall"}
 def parse_reply(reply: str) -> list[str] | None:
     """Targets of the reply's last "So I need the information about the following objects:"
     sentence, "all X" kept for type-2 targets; [] when it names none; None without it."""
+    listed = _listed_objects(reply)
+    return None if listed is None else _targets_of(listed[0])
+
+
+def _listed_objects(reply: str | None) -> tuple[list[str], bool] | None:
+    """(raw phrases of the reply's last "...following objects:" sentence, whether that sentence
+    ends within the reply); None without the sentence."""
     matches = list(_NEED.finditer(reply or ""))
     if not matches:
         return None
-    tail = reply[matches[-1].end():].lstrip().split("\n", 1)[0]
+    tail, newline, _ = reply[matches[-1].end():].lstrip().partition("\n")
     end = _SENTENCE_END.search(tail)
     if end:
         tail = tail[:end.start()]
-    return _unique(target for target in map(normalize_target, _SPLIT.split(tail)) if target)
+    return _SPLIT.split(tail), bool(end or newline)
+
+
+def _targets_of(phrases: list[str]) -> list[str]:
+    return _unique(target for target in map(normalize_target, phrases) if target)
 
 
 def normalize_target(phrase: str) -> str | None:
@@ -402,28 +418,52 @@ def _keep(found: list[str], words: list[str], all_instances: bool) -> None:
 
 # ---- resolution ----------------------------------------------------------------------------
 
-def resolve_targets(question: str, reply: str | None, *, trust_empty_reply: bool = False) -> TargetSet:
+def resolve_targets(question: str, reply: str | None, *, trust_empty_reply: bool = False,
+                    reply_cut: bool = False) -> TargetSet:
     """The targets of `question`: the parsed reply ("icl"), else the rules ("rules"), else
     nothing ("none": answer on the full image). See the module docstring for a reply that
-    names no object; reply=None (rule-based extraction) goes straight to the rules."""
-    parsed = parse_reply(reply) if reply is not None else None
+    names no object; reply=None (rule-based extraction) goes straight to the rules.
+    reply_cut: the reply stopped at its token limit, so an unfinished last object is left out."""
+    notes: list[str] = []
+    listed = _listed_objects(reply) if reply is not None else None
+    parsed = None
+    if listed is not None:
+        phrases, ended = listed
+        if reply_cut and not ended and phrases[-1].strip():
+            notes.append(f"the target reply stopped at its token limit (target_max_new_tokens) inside its list of "
+                         f"objects: the last one, {_shown(phrases[-1])}, may be cut short and is left out")
+            phrases = phrases[:-1]
+        notes += [f"left out of the reply's objects, longer than {MAX_TARGET_WORDS} words: {_shown(phrase)}"
+                  for phrase in phrases if len(phrase.split()) > MAX_TARGET_WORDS]
+        parsed = _targets_of(phrases)
     if parsed:
-        return _target_set(parsed, "icl", reply)
-    if parsed == [] and trust_empty_reply:
-        return _target_set([], "none", reply)
+        return _target_set(parsed, "icl", reply, notes)
+    if parsed == [] and trust_empty_reply and not notes:
+        return _target_set([], "none", reply, ["the target reply names no object"])
+    if listed is None and reply is not None:
+        notes.append(f"the target reply has no sentence '{NEED_SENTENCE}'")
+    elif parsed == [] and not notes:
+        notes.append("the target reply names no object")
     rules = rule_based_targets(question)
     if rules:
-        return _target_set(rules, "rules", reply)
-    return _target_set([], "none", reply)
+        return _target_set(rules, "rules", reply, notes)
+    english_only = " (it reads English only)" if any(ch.isalpha() and not ch.isascii() for ch in question) else ""
+    notes.append(f"the rule fallback finds no object in the question{english_only}")
+    return _target_set([], "none", reply, notes)
 
 
-def _target_set(phrases: list[str], source: str, reply: str | None) -> TargetSet:
+def _shown(phrase: str, limit: int = 60) -> str:
+    phrase = " ".join(phrase.split())
+    return repr(phrase if len(phrase) <= limit else phrase[:limit] + "...")
+
+
+def _target_set(phrases: list[str], source: str, reply: str | None, notes: list[str]) -> TargetSet:
     targets = tuple(
         Target(name=phrase[len("all "):], all_instances=True) if phrase.lower().startswith("all ")
         else Target(name=phrase, all_instances=False)
         for phrase in phrases)
     question_type = 2 if any(target.all_instances for target in targets) else 1
-    return TargetSet(targets=targets, question_type=question_type, source=source, reply=reply)
+    return TargetSet(targets=targets, question_type=question_type, source=source, reply=reply, notes=tuple(notes))
 
 
 # ---- type-2 existence checks ---------------------------------------------------------------

@@ -6,7 +6,8 @@ question, the answer and the forward-pass counters:
   colours, every proposed ROI outlined and labelled "#rank confidence", the chosen ROI(s)
   highlighted;
 - one panel per image actually given to the model for the final answer.
-`save_explanation(trace, image, final_images, out_dir, stem)` writes that picture as
+A legend line under the header says what the outline colours and the "#rank confidence" labels
+mean. `save_explanation(trace, image, final_images, out_dir, stem)` writes that picture as
 `<stem>.png` and the trace as `<stem>.json`; the CLI, the Python API and the lmms-eval models
 (`save_maps=DIR`) all call it.
 
@@ -23,8 +24,15 @@ Choices (display only, nothing here changes what FOCUS computes):
 - Every panel is scaled to one height, PANEL_HEIGHT by default, shrunk when the row of panels
   would exceed max_width: 8K inputs are downscaled, tiny ones enlarged (nearest neighbour, so
   their pixels stay visible). Fonts, margins and line widths scale with the panel height.
+- The question and the answer take at most MAX_TEXT_LINES lines each in the header (a
+  1,024-token answer would fill the picture); the rest is in the trace, and the header says how
+  many characters were left out.
+- Text is drawn with `focus_eval.fonts.Typeface`: each character in the first font of a chain
+  that has it (FOCUS_EVAL_FONT, common system fonts, PIL's built-in), so questions and answers
+  in any script are text; a character no font has is shown as a \\u escape, and the header says
+  so.
 - Timing and memory counters are left out of the picture, so the PNG bytes depend only on the
-  inputs.
+  inputs (and the fonts installed).
 - Ground-truth boxes (V*Bench, `trace.gt_boxes`) are outlined in GT_COLOUR on every target
   panel, labelled "GT <name>", and the header gives the ROI recall (focus_eval.recall).
 """
@@ -33,18 +41,18 @@ from __future__ import annotations
 
 import math
 import os
-import re
-import sys
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 
 from focus_eval.compose import outline_boxes
+from focus_eval.fonts import FONT_ENV, Typeface
 from focus_eval.images import to_rgb
+from focus_eval.outputs import safe_stem
 from focus_eval.proposals import relevance_scores
 from focus_eval.trace import TargetTrace, Trace
 
@@ -58,7 +66,10 @@ ERROR_COLOUR = (200, 0, 0)
 GT_COLOUR = (255, 0, 255)
 _MIN_PANEL_HEIGHT = 64
 _MIN_COLUMN_ASPECT = 0.6  # a column is at least this many panel heights wide
-_UNSAFE_FILE_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
+MAX_TEXT_LINES = 3  # header lines of the question and of the answer
+LEGEND = ((CHOSEN_COLOUR, "chosen ROI"), (CHECKED_COLOUR, "checked"), (UNCHECKED_COLOUR, "never checked"))
+LEGEND_TEXT = ('labels "#rank confidence": rank after reranking (#1 best) and the existence confidence of '
+               'Eq. 5, 2 p(Yes) - 1 in [-1, 1]; map: black irrelevant to white most relevant')
 
 
 @dataclass(frozen=True)
@@ -114,9 +125,12 @@ def render_explanation(trace: Trace, image: Image.Image, final_images: Sequence[
 
     columns = [max(p.width, style.min_column) for p in panels]
     width = style.margin * (len(panels) + 1) + sum(columns)
-    header = _header_lines(trace, style, width - 2 * style.margin)
+    legend = any(target is not None and target.rois for target in targets)
+    keys = LEGEND + (((GT_COLOUR, "ground truth"),) if trace.gt_boxes else ())
+    legend_lines = _wrap(LEGEND_TEXT, style.font, width - 2 * style.margin - _legend_keys_width(style, keys)) if legend else []
     caption_lines = [_wrap(c, style.font, col) for c, col in zip(captions, columns)]
-    header_h = style.line_height * len(header)
+    header = _header_lines(trace, style, width - 2 * style.margin)  # after the other text: it may note escapes
+    header_h = style.line_height * (len(header) + len(legend_lines))
     caption_h = style.line_height * max(len(lines) for lines in caption_lines)
     top = 2 * style.margin + header_h
     total_h = top + height + style.margin + caption_h + style.margin
@@ -124,7 +138,9 @@ def render_explanation(trace: Trace, image: Image.Image, final_images: Sequence[
     picture = Image.new("RGB", (width, total_h), "white")
     draw = ImageDraw.Draw(picture)
     for i, (text, colour) in enumerate(header):
-        draw.text((style.margin, style.margin + i * style.line_height), text, fill=colour, font=style.font)
+        style.font.draw(draw, (style.margin, style.margin + i * style.line_height), text, fill=colour)
+    if legend_lines:
+        _draw_legend(draw, style, style.margin + len(header) * style.line_height, keys, legend_lines)
     placed: list[Panel] = []
     x = style.margin
     for index, (panel, column, lines) in enumerate(zip(panels, columns, caption_lines)):
@@ -134,7 +150,7 @@ def render_explanation(trace: Trace, image: Image.Image, final_images: Sequence[
         placed.append(Panel(kind="target" if index < len(targets) else "input",
                             box=(left, top, left + panel.width, top + panel.height), source_size=source.size))
         for row, line in enumerate(lines):
-            draw.text((x, top + height + style.margin + row * style.line_height), line, fill="black", font=style.font)
+            style.font.draw(draw, (x, top + height + style.margin + row * style.line_height), line, fill="black")
         x += column + style.margin
     return Figure(image=picture, panels=placed)
 
@@ -143,14 +159,14 @@ def save_explanation(trace: Trace, image: Image.Image, final_images: Sequence[Im
                      out_dir: str | os.PathLike, stem: str) -> tuple[Path, Path]:
     """Write `<stem>.png` (render_explanation) and `<stem>.json` (the trace) into out_dir.
 
-    stem: file name without extension, e.g. f"{task}_{doc_id}"; characters other than
-        letters, digits, ".", "_" and "-" become "_". Both files are written under a temporary
-        name and renamed, so a reader never sees half a file. Returns (png_path, json_path).
+    stem: file name without extension, e.g. f"{task}_{doc_id}", made a safe file name by
+        `focus_eval.outputs.safe_stem`. Both files are written under a temporary name and
+        renamed, so a reader never sees half a file. Returns (png_path, json_path).
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    safe_stem = _UNSAFE_FILE_CHARS.sub("_", stem).strip("._") or "question"
-    png_path, json_path = out_dir / f"{safe_stem}.png", out_dir / f"{safe_stem}.json"
+    stem = safe_stem(stem)
+    png_path, json_path = out_dir / f"{stem}.png", out_dir / f"{stem}.json"
     picture = render_explanation(trace, image, final_images).image
     _write_atomic(png_path, lambda f: picture.save(f, format="PNG"))
     _write_atomic(json_path, lambda f: f.write(trace.to_json().encode()))
@@ -164,8 +180,8 @@ class _Style:
     """Font, margins and line widths for panels `height` pixels high."""
 
     def __init__(self, height: int):
-        self.font = ImageFont.load_default(size=max(11, round(height / 30)))
-        self.label_font = ImageFont.load_default(size=max(10, round(height / 36)))
+        self.font = Typeface(max(11, round(height / 30)))
+        self.label_font = Typeface(max(10, round(height / 36)))
         self.line_height = round(self.font.size * 1.35)
         self.margin = max(6, height // 48)
         self.line_width = max(2, math.ceil(height / 200))
@@ -271,7 +287,7 @@ def _label(draw: ImageDraw.ImageDraw, box: tuple[int, int, int, int], text: str,
            panel_width: int) -> None:
     """Text on a dark plate just above the box's top-left corner; inside the corner, clear of
     the outline, when the box touches the panel's top."""
-    left, top, right, bottom = draw.textbbox((0, 0), text, font=style.label_font)
+    left, top, right, bottom = style.label_font.bbox(text)
     pad = max(1, style.line_width // 2)
     w, h = right - left + 2 * pad, bottom - top + 2 * pad
     if box[1] >= h:
@@ -280,7 +296,7 @@ def _label(draw: ImageDraw.ImageDraw, box: tuple[int, int, int, int], text: str,
         x, y = box[0] + 2 * style.line_width, box[1] + 2 * style.line_width
     x = min(x, max(0, panel_width - w))
     draw.rectangle((x, y, x + w - 1, y + h - 1), fill=(0, 0, 0))
-    draw.text((x + pad - left, y + pad - top), text, fill=colour, font=style.label_font)
+    style.label_font.draw(draw, (x + pad - left, y + pad - top), text, fill=colour)
 
 
 def _roi_label(target: TargetTrace, index: int) -> str:
@@ -311,47 +327,81 @@ def _target_caption(target: TargetTrace | None, trace: Trace) -> str:
 def _header_lines(trace: Trace, style: _Style, width: int) -> list[tuple[str, tuple[int, int, int]]]:
     c = trace.counters
     targets = ", ".join(t.name for t in trace.targets) or "none"
-    facts = [f"answer: {trace.answer if trace.answer is not None else '-'}",
-             f"method {trace.method}, question type {trace.question_type}, targets ({trace.target_source}): {targets}",
+    answer = f"answer: {trace.answer if trace.answer is not None else '-'}"
+    facts = [f"method {trace.method}, question type {trace.question_type}, targets ({trace.target_source}): {targets}",
              (f"forward passes: search {c.fp} + targets {c.fp_targets} + answer {c.fp_answer} = {c.fp_total} "
               f"in {c.batches} batches, {c.tflops:.3g} TFLOPs")]
     if trace.gt_boxes:
         recall = "-" if trace.roi_recall is None else f"{trace.roi_recall:.2f}"
         facts.append(f"ROI recall {recall} of {len(trace.gt_boxes)} GT box(es) (a searched ROI shows >= 50 % of it)")
-    lines = [(line, (0, 0, 0)) for line in _wrap("Q: " + trace.question, style.font, width)]
+    lines = [(line, (0, 0, 0)) for line in _wrap("Q: " + trace.question, style.font, width, MAX_TEXT_LINES)]
+    lines += [(line, (0, 0, 0)) for line in _wrap(answer, style.font, width, MAX_TEXT_LINES)]
     lines += [(line, (0, 0, 0)) for fact in facts for line in _wrap(fact, style.font, width)]
     notes = list(trace.notes) + ([f"error: {trace.error}"] if trace.error else [])
     lines += [(line, ERROR_COLOUR) for note in notes for line in _wrap(note, style.font, width)]
+    if style.font.escaped:
+        note = (r"\u....: characters none of the fonts can draw; set " f"{FONT_ENV} to a font file that has them "
+                "(e.g. Noto Sans CJK)")
+        lines += [(line, (0, 0, 0)) for line in _wrap(note, style.font, width)]
     return lines
 
 
-def printable(text: str, max_codepoint: int = sys.maxunicode) -> str:
-    """`text` with control characters (an untrained model emits them) and characters above
-    max_codepoint escaped as \\x.. / \\u..; newlines and tabs are kept, "\\r" is escaped."""
-    return "".join(ch if ch in "\n\t" or (ch.isprintable() and ord(ch) <= max_codepoint) else ascii(ch)[1:-1]
-                   for ch in text)
+def _legend_keys_width(style: _Style, keys: Sequence[tuple[tuple, str]]) -> int:
+    return sum(round(style.font.length(text)) + 3 * style.line_height // 2 for _, text in keys)
 
 
-def _wrap(text: str, font: ImageFont.FreeTypeFont, width: int) -> list[str]:
-    """Greedy word wrap to `width` pixels; words longer than a line are cut. Characters beyond
-    Latin-1 are escaped: PIL's default font has no glyphs for them."""
+def _draw_legend(draw: ImageDraw.ImageDraw, style: _Style, y: int, keys: Sequence[tuple[tuple, str]],
+                 text_lines: list[str]) -> None:
+    """Colour keys of the ROI outlines, then the meaning of the labels and the map."""
+    x, side = style.margin, style.font.size
+    top = y + (style.line_height - side) // 2
+    for colour, text in keys:
+        draw.rectangle((x, top, x + side - 1, top + side - 1), fill=colour, outline=(0, 0, 0))
+        style.font.draw(draw, (x + side + side // 3, y), text, fill="black")
+        x += round(style.font.length(text)) + 3 * style.line_height // 2
+    for row, line in enumerate(text_lines):
+        style.font.draw(draw, (x, y + row * style.line_height), line, fill="black")
+
+
+def printable(text: str) -> str:
+    """`text` with control characters (an untrained model emits them) escaped as \\x.. / \\u..;
+    newlines and tabs are kept, "\\r" is escaped."""
+    return "".join(ch if ch in "\n\t" or ch.isprintable() else ascii(ch)[1:-1] for ch in text)
+
+
+def _wrap(text: str, font: Typeface, width: int, max_lines: int | None = None) -> list[str]:
+    """Greedy word wrap to `width` pixels; words longer than a line are cut. Beyond max_lines
+    lines, the last one kept ends with how many characters were left out."""
+    text = font.visible(printable(text))
     lines: list[str] = []
-    for paragraph in printable(text, max_codepoint=0xFF).split("\n"):
+    for paragraph in text.split("\n"):
         line = ""
         for word in paragraph.split():
             candidate = f"{line} {word}" if line else word
-            if font.getlength(candidate) <= width:
+            if font.length(candidate) <= width:
                 line = candidate
                 continue
             if line:
                 lines.append(line)
-            while font.getlength(word) > width and len(word) > 1:
-                cut = max(1, int(len(word) * width / font.getlength(word)))
+            while font.length(word) > width and len(word) > 1:
+                cut = max(1, int(len(word) * width / font.length(word)))
                 lines.append(word[:cut])
                 word = word[cut:]
             line = word
         lines.append(line)
-    return lines
+    if max_lines is None or len(lines) <= max_lines:
+        return lines
+    kept, last = lines[:max_lines - 1], lines[max_lines - 1]
+    suffix = " ... (+{} characters, see the trace)"
+    room = width - font.length(suffix.format(_non_blank(text)))  # the count only gets shorter
+    while last and font.length(last) > room:
+        last = last[:-1].rstrip()
+    left_out = _non_blank(text) - sum(map(_non_blank, kept)) - _non_blank(last)
+    return kept + [last + suffix.format(left_out)]
+
+
+def _non_blank(text: str) -> int:
+    return sum(not ch.isspace() for ch in text)
 
 
 def _write_atomic(path: Path, write) -> None:

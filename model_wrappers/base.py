@@ -432,12 +432,17 @@ class HFAdapter:
                                          pad_token_id=self.tokenizer.pad_token_id, **gen_kwargs)
         new_tokens = output[0, inputs["input_ids"].shape[1]:]
         text = self.tokenizer.decode(new_tokens, skip_special_tokens=True)
-        text = text[:min([text.find(s) for s in stop if s in text], default=len(text))]
+        stopped = [text.find(s) for s in stop if s in text]
+        text = text[:min(stopped, default=len(text))]
+        eos = self.model.generation_config.eos_token_id
+        ended = bool(len(new_tokens)) and int(new_tokens[-1]) in (eos if isinstance(eos, list) else [eos])
+        truncated = len(new_tokens) >= max_new_tokens and not stopped and not ended
         prompt_cost = self.pass_cost(inputs)
         flops = generation_flops(self.text_config, prompt_cost.flops, prompt_cost.tokens, len(new_tokens))
         return Generation(text=text.strip(),
                           cost=PassCost(passes=1, batches=1, flops=float(flops),
-                                        tokens=prompt_cost.tokens + len(new_tokens)))
+                                        tokens=prompt_cost.tokens + len(new_tokens)),
+                          truncated=truncated)
 
     def stopping_criteria(self, stop: tuple[str, ...]) -> StoppingCriteriaList:
         """Built once per stop tuple: StopStringCriteria preprocesses the whole vocabulary

@@ -19,10 +19,12 @@ everything a model class receives before any weights are loaded:
   configuration. `method=vanilla` answers on the full image through the same class, so both
   rows carry the same counters;
 - outputs: `save_maps=DIR` (per document `<task>_<doc_id>.png` + `.json`, on every rank) and
-  `resume_dir=DIR` (see `ResponseStore`);
+  `resume_dir=DIR` (see `ResponseStore`), both checked to be writable folders;
 - local data: `data_<benchmark>=PATH` for vstar, hrbench4k, hrbench8k, mme_realworld_lite
   (existence and columns checked, see `focus_eval.tasks.sources`).
-An unknown name or a bad value raises ValueError naming it and listing the valid names.
+A local `pretrained` folder is checked too: it must hold a config.json of the model's family
+(`check_local_checkpoint`; the weights load at the first request). An unknown name or a bad
+value raises ValueError naming it and listing the valid names.
 
 How a `FocusModel` answers one `generate_until` request (the contract of
 `focus_eval/tasks/record.py`): the document of a focus-eval task gives a `FocusQuestion`; a
@@ -64,9 +66,10 @@ from tqdm import tqdm
 from focus_eval import __version__
 from focus_eval.config import DATASETS, FocusConfig, coerce_overrides, load_config
 from focus_eval.images import ImageLoadError
-from focus_eval.model_wrappers import default_checkpoint, load_adapter, missing_local_model
+from focus_eval.model_wrappers import check_device, check_local_checkpoint, default_checkpoint, load_adapter
 from focus_eval.model_wrappers.base import ATTN_IMPLEMENTATIONS, DTYPES
 from focus_eval.model_wrappers.llava_1_5 import IMAGE_ASPECTS
+from focus_eval.outputs import check_writable_dir
 from focus_eval.pipeline import FocusPipeline, PipelineError
 from focus_eval.recall import add_recall
 from focus_eval.tasks.record import DocRecord, FocusQuestion
@@ -187,8 +190,17 @@ def parse_model_args(model_name: str, **kwargs: Any) -> FocusModelArgs:
         raise ValueError(f"{model_name}: give device or device_map, not both (device={device!r}, "
                          f"device_map={device_map!r})")
     pretrained = str(kwargs.get("pretrained") or default_checkpoint(spec.family))
-    if missing_local_model(pretrained):
-        raise ValueError(f"{model_name}: pretrained={pretrained!r}: no such model folder")
+    try:
+        check_local_checkpoint(pretrained, spec.family)
+    except ValueError as error:
+        raise ValueError(f"{model_name}: {error}") from None
+    outputs = {name: _path_arg(model_name, name, kwargs) for name in _OUTPUT_ARGS}
+    for name, folder in outputs.items():
+        if folder is not None:
+            try:
+                check_writable_dir(folder)
+            except ValueError as error:
+                raise ValueError(f"{model_name}: {name}={folder!r}: {error}") from None
     return FocusModelArgs(
         spec=spec,
         pretrained=pretrained,
@@ -199,8 +211,8 @@ def parse_model_args(model_name: str, **kwargs: Any) -> FocusModelArgs:
         batch_size=_positive_int(model_name, "batch_size", kwargs.get("batch_size", 1)),
         device_map=device_map,
         processor_kwargs=processor_kwargs,
-        save_maps=_path_arg(model_name, "save_maps", kwargs),
-        resume_dir=_path_arg(model_name, "resume_dir", kwargs),
+        save_maps=outputs["save_maps"],
+        resume_dir=outputs["resume_dir"],
         focus_overrides=overrides,
         local_datasets=local_datasets,
     )
@@ -273,9 +285,7 @@ def resolve_device(device: str | None, device_map: str | None, world_size: int, 
                              f"{world_size} processes each rank uses cuda:LOCAL_RANK, so leave device_map out")
         return torch.device(f"cuda:{local_rank}" if cuda else "cpu")
     if device is not None:
-        if device.startswith("cuda") and not cuda:
-            raise ValueError(f"device={device!r}, but CUDA is not available; use device=cpu")
-        return torch.device(device)
+        return check_device(device)
     return torch.device("cuda:0" if cuda else "cpu")
 
 
@@ -302,6 +312,7 @@ class ResponseStore:
     def __init__(self, directory: str | None, rank: int):
         self.responses: dict[str, str] = {}
         self._path = None
+        self._write_failed = False
         if directory is None:
             return
         folder = Path(directory).expanduser()
@@ -322,14 +333,22 @@ class ResponseStore:
         return self.responses.get(key)
 
     def put(self, key: str, response: str, persist: bool = True) -> None:
-        """Remember `response`; write it to the directory unless persist is False."""
+        """Remember `response`; write it to the directory unless persist is False. A record
+        that cannot be written (a full disk) is a warning: the run goes on, and a restart
+        recomputes that question."""
         self.responses[key] = response
         if self._path is None or not persist:
             return
-        with open(self._path, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps({"key": key, "response": response}) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
+        try:
+            with open(self._path, "a", encoding="utf-8") as handle:
+                # after a failed write, a new line: the record written partly is skipped when read
+                handle.write("\n" * self._write_failed + json.dumps({"key": key, "response": response}) + "\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+            self._write_failed = False
+        except OSError as error:
+            self._write_failed = True
+            logger.warning(f"resume_dir: answer not stored in {self._path} (a restart recomputes it): {error}")
 
 
 # ---- the model classes ---------------------------------------------------------------------
@@ -502,8 +521,14 @@ class FocusModel(lmms):
         return ""
 
     def _save_maps(self, request: FocusRequest, trace, image, final_images) -> None:
-        if self.args.save_maps is not None:
+        """A picture that cannot be written (a full disk) costs a warning, not the run."""
+        if self.args.save_maps is None:
+            return
+        try:
             save_explanation(trace, image, final_images, self.args.save_maps, f"{request.task}_{request.doc_id}")
+        except OSError as error:
+            logger.warning(f"{request.task} doc {request.doc_id}: picture and trace not saved in "
+                           f"{self.args.save_maps}: {error}")
 
     def _warn_once(self, ignored: tuple[str, ...]) -> None:
         for setting in ignored:

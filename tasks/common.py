@@ -21,6 +21,10 @@ deliberate:
   question (`focus_eval.tasks.record.DocRecord`), aggregated by `mean_reported`: the mean
   over questions that report them (failed questions do not), None ("N/A" in the table,
   null in the JSON) when none does, e.g. for a model that is not a FOCUS model.
+- Every task reports `failed` (the number of questions that failed and were scored wrong:
+  defective rows, images that do not decode, errors of the model) and `failed_rate` (their
+  fraction of the task's questions, 0 to 1), so that a mean over the questions that ran is
+  never read without knowing how many did not.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from lmms_eval.api.task import ConfigurableTask
 from loguru import logger
 
 from focus_eval.images import ImageLoadError, load_image
-from focus_eval.tasks.record import ANSWER_SCHEMES, COUNTER_COLUMNS, DocRecord
+from focus_eval.tasks.record import ANSWER_SCHEMES, COUNTER_COLUMNS, FAILURE_COLUMNS, DocRecord
 from focus_eval.tasks.schemas import SCHEMAS
 from focus_eval.tasks.sources import load_split, resolve_source
 
@@ -159,6 +163,7 @@ class Benchmark(abc.ABC):
         metrics: dict[str, Any] = {name: entry if name in counted_in else None for name in self.accuracy_metrics}
         metrics.update(dict.fromkeys(COUNTER_COLUMNS) if error else record.counter_values())
         metrics.update(self.record_metrics(doc, record))
+        metrics.update(dict.fromkeys(FAILURE_COLUMNS, int(bool(error))))
         return metrics
 
 
@@ -185,6 +190,11 @@ def accuracy(entries: Iterable[dict | None]) -> float | None:
     """Fraction of the questions counted (entries not None) scored correct; None if none."""
     scores = [entry["score"] for entry in entries if entry is not None]
     return sum(scores) / len(scores) if scores else None
+
+
+def total(values: Iterable[int]) -> int:
+    """Sum of per-question counts (`failed`)."""
+    return sum(values)
 
 
 def mean_reported(values: Iterable[float | None]) -> float | None:

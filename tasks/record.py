@@ -38,6 +38,9 @@ COUNTER_SOURCES = {
     "peak_mem_gb": "peak_mem_gb",
 }
 COUNTER_COLUMNS = tuple(COUNTER_SOURCES)
+# Per-task failure columns: how many questions failed (a defective row, an image that does not
+# decode, a model error; each is scored wrong) and their fraction of the task's questions.
+FAILURE_COLUMNS = ("failed", "failed_rate")
 
 ANSWER_SCHEMES = get_args(get_type_hints(FocusConfig)["answer_scheme"])  # ("generate", "logits")
 

@@ -55,6 +55,7 @@ class FakeAdapter:
     prefills: list = field(default_factory=list)  # (prompt, target, target_offset) of every prefill
     scored: list = field(default_factory=list)  # the options of every option_scores call
     final_calls: list = field(default_factory=list)  # (image sizes, image_texts, each_image_alone) of answers
+    reply_truncated: bool = False  # the target reply stopped at max_new_tokens
 
     def prefill(self, image, prompt, target, layers, with_keys=False, target_offset=None):
         if not self.locatable or target not in prompt or (
@@ -108,7 +109,8 @@ class FakeAdapter:
             raise RuntimeError("generation exploded")
         else:
             text = "A" if any(colour_fraction(im, "red") > 0 for im in images) else "B"
-        return Generation(text=text, cost=PassCost(passes=1, batches=1, flops=PASS_FLOPS, tokens=20))
+        return Generation(text=text, cost=PassCost(passes=1, batches=1, flops=PASS_FLOPS, tokens=20),
+                          truncated=not images and self.reply_truncated)
 
     def option_scores(self, images, prompt, options, image_texts=None, each_image_alone=False):
         """Summed "log-probability" 0 for the option whose last word names what the images

@@ -14,7 +14,7 @@ from transformers.models.llama.modeling_llama import LlamaRotaryEmbedding, apply
 from transformers.utils import is_torchvision_available
 
 from focus_eval.config import FocusConfig
-from focus_eval.model_wrappers import default_checkpoint, load_adapter
+from focus_eval.model_wrappers import check_device, check_local_checkpoint, default_checkpoint, load_adapter
 from focus_eval.model_wrappers.base import (
     answer_separator,
     check_attn_implementation,
@@ -50,6 +50,36 @@ def test_family_mismatch_and_unsupported_model_type(tiny_checkpoint, tmp_path):
     LlamaConfig(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32).save_pretrained(tmp_path)
     with pytest.raises(ValueError, match=r"model_type 'llama' has no adapter; supported model types: llava \(llava_1_5\)"):
         load_adapter(tmp_path, device="cpu")
+
+
+def test_local_checkpoints_are_checked_from_their_config_alone(tiny_checkpoint, tmp_path):
+    check_local_checkpoint(tiny_checkpoint("llava_1_5"), "llava_1_5")
+    check_local_checkpoint("org/model")  # a hub id: checked when it loads
+    (tmp_path / "empty").mkdir()
+    cases = [(tmp_path / "missing", "no such model folder"), (tmp_path / "empty", "has no config.json"),
+             (tiny_checkpoint("llava_1_5"), "is a 'llava' checkpoint \\(family 'llava_1_5'\\), not family 'qwen2_5_vl'")]
+    for folder, message in cases:
+        with pytest.raises(ValueError, match=message):
+            check_local_checkpoint(folder, "qwen2_5_vl")
+    with pytest.raises(ValueError, match="unknown family 'llava2'; families: llava_1_5, llava_onevision, qwen2_5_vl"):
+        load_adapter(tiny_checkpoint("llava_1_5"), "llava2", device="cpu")
+
+
+def test_devices_are_checked_before_loading(tiny_checkpoint, monkeypatch):
+    assert check_device(None) is None and check_device("cpu") == torch.device("cpu")
+    with pytest.raises(ValueError, match="device='tpu': "):
+        check_device("tpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError, match="device='cuda', but CUDA is not available; use device=cpu"):
+        load_adapter(tiny_checkpoint("llava_1_5"), device="cuda")
+
+
+def test_a_generation_stopped_by_its_token_limit_says_so(tiny_adapter):
+    adapter = tiny_adapter("llava_1_5")
+    cut = adapter.generate([], "Describe a car.", max_new_tokens=3)
+    assert cut.truncated and cut.text  # the random model writes on until the limit
+    stopped = adapter.generate([], "Describe a car.", max_new_tokens=3, stop=[cut.text[0]])
+    assert not stopped.truncated
 
 
 def test_default_checkpoints():

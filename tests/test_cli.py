@@ -4,8 +4,10 @@ import json
 import subprocess
 import sys
 from importlib.metadata import entry_points
+from pathlib import Path
 
 import pytest
+import torch
 from PIL import Image
 
 from api_helpers import QUESTION, RED, TINY_QUESTION, inside, install_fake_loader, red_square_image
@@ -144,25 +146,85 @@ def test_a_bad_image_is_one_error_line_and_exit_2_before_loading(fake_checkpoint
 
 
 def test_user_errors_are_one_line_and_exit_2(fake_checkpoints, tmp_path, capsys):
-    checkpoint, _ = fake_checkpoints
+    checkpoint, calls = fake_checkpoints
     image = red_square_image(tmp_path)
+    blocker = tmp_path / "a_file"  # nothing can be created under a file, not even by root
+    blocker.write_text("")
     cases = [
         (["--set", "n_step=4"], "unknown FOCUS option 'n_step'; valid options: "),
         (["--set", "k=zero"], "k='zero': expected int"),
         (["--set", "n_steps"], "--set expects KEY=VALUE"),
         (["--dataset", "imagenet"], "argument --dataset: invalid choice: 'imagenet'"),
         (["--frobnicate"], "unrecognized arguments: --frobnicate"),
+        (["--max-new-tokens", "0"], "argument --max-new-tokens: expected an integer >= 1, got '0'"),
+        (["--max-new-tokens", "-5"], "argument --max-new-tokens: expected an integer >= 1, got '-5'"),
+        (["--family", "llava2"], "argument --family: invalid choice: 'llava2' (choose from "),
     ]
     for extra, message in cases:
         code, _, err = run(capsys, "answer", "--model", checkpoint, "--image", image, "--question", "q?", *extra)
         assert code == 2, extra
         assert message in one_error_line(err), (extra, err)
+    for question in ("", "  "):  # the rule of a questions file: a non-empty string
+        code, _, err = run(capsys, "answer", "--model", checkpoint, "--image", image, "--question", question)
+        assert code == 2 and "--question must be a non-empty string" in one_error_line(err)
+    for out, message in [(blocker, f"--out: {blocker} exists and is not a folder"),
+                         (blocker / "maps", f"--out: cannot write into {blocker / 'maps'}: Not a directory")]:
+        code, _, err = run(capsys, "explain", "--model", checkpoint, "--image", image, "--question", "q?", "--out", out)
+        assert code == 2 and one_error_line(err) == f"focus-eval: error: {message}"
+    assert calls == []  # all before the model loads
     code, _, err = run(capsys, "answer", "--model", tmp_path / "no-such-model", "--image", image, "--question", "q?")
     assert code == 2 and "cannot load model" in one_error_line(err) and "no-such-model" in err
     code, _, err = run(capsys, "answer", "--model", checkpoint, "--questions", tmp_path / "nope.jsonl")
     assert code == 2 and "no such questions file" in one_error_line(err)
     code, _, err = run(capsys, "answer", "--model", checkpoint, "--image", image)
     assert code == 2 and "give --image and --question" in one_error_line(err)
+
+
+def test_a_picture_that_cannot_be_written_is_a_warning_and_the_run_goes_on(fake_checkpoints, tmp_path, capsys):
+    checkpoint, _ = fake_checkpoints
+    red_square_image(tmp_path, "a.png")
+    questions = tmp_path / "questions.jsonl"
+    questions.write_text("".join(json.dumps({"image": "a.png", "question": QUESTION, "id": i}) + "\n"
+                                 for i in ("first", "second", "third")))
+    out_dir = tmp_path / "maps"
+    (out_dir / "second.png").mkdir(parents=True)  # a folder where the picture must go (a full disk, say)
+    code, out, err = run(capsys, "explain", "--model", checkpoint, "--questions", questions, "--out", out_dir, "--json")
+    assert code == 1
+    records = [json.loads(line) for line in out.splitlines()]
+    assert [r["answer"] for r in records] == ["A", "A", "A"] and [r["error"] for r in records] == [None] * 3
+    assert [r["picture"] is None for r in records] == [False, True, False]
+    warning, summary = err.strip().splitlines()[-2:]
+    assert warning.startswith("focus-eval: warning: [second] picture and trace not written: [Errno 21] Is a directory")
+    assert summary == "focus-eval: 3 of 3 questions answered; 1 without picture and trace"
+    assert sorted(p.name for p in out_dir.glob("*.json")) == ["first.json", "third.json"]
+
+
+def test_ids_become_safe_distinct_file_names(fake_checkpoints, tmp_path, capsys):
+    checkpoint, _ = fake_checkpoints
+    red_square_image(tmp_path, "a.png")
+    long_id = "q" * 300  # longer than a file name may be
+    ids = [long_id, long_id + "x", "a/b", "a_b"]
+    questions = tmp_path / "questions.jsonl"
+    questions.write_text("".join(json.dumps({"image": "a.png", "question": QUESTION, "id": i}) + "\n" for i in ids))
+    code, out, _ = run(capsys, "explain", "--model", checkpoint, "--questions", questions, "--out", tmp_path / "maps",
+                       "--json")
+    records = [json.loads(line) for line in out.splitlines()]
+    assert code == 1 and [r["answer"] for r in records] == ["A", "A", "A", None]
+    assert records[3]["error"] == "id 'a_b' gives the same file names (a_b.png) as id 'a/b'"
+    names = [Path(r["picture"]).name for r in records[:3]]
+    assert len(set(names)) == 3 and all(len(name) <= 104 for name in names) and names[2] == "a_b.png"
+    assert all(Path(r["trace"]).is_file() for r in records[:3])
+
+
+def test_a_cuda_device_without_cuda_is_one_line_through_the_console_script(tiny_checkpoint, tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    done = subprocess.run([str(Path(sys.executable).with_name("focus-eval")), "answer", "--model",
+                           str(tiny_checkpoint("llava_onevision")), "--image", str(red_square_image(tmp_path)),
+                           "--question", "q?", "--device", "cuda"], capture_output=True, text=True, check=False)
+    assert done.returncode == 2 and done.stdout == ""
+    assert one_error_line(done.stderr) == ("focus-eval: error: device='cuda', but CUDA is not available; "
+                                           "use device=cpu")
 
 
 def test_console_script_and_module_entry(tmp_path):

@@ -9,16 +9,20 @@
   and reports counters the way a FOCUS model class must: per-question counters reach the
   results, failed questions are scored wrong, the response cache replays records of a
   finished run, and 2 processes give the numbers of 1.
-- The real console script with a real FOCUS model class on a tiny checkpoint
-  (model_wrappers/lmms_models.py): accuracy and counter columns, failed rows recorded and
-  the run going on, per-question pictures; 2 processes (torchrun, gloo) give the answers and
-  numbers of 1; a run killed midway and restarted with the same command recomputes only the
-  unfinished questions and ends with the results of an uninterrupted run; bad input stops
-  with one line naming the problem before any weights are loaded.
+- The launcher `focus-eval lmms-eval` (lmms-eval's console script with an honest exit status,
+  model_wrappers/lmms_launcher.py) with a real FOCUS model class on a tiny checkpoint
+  (model_wrappers/lmms_models.py): accuracy, counter and `failed` columns, failed rows recorded
+  and the run going on, per-question pictures, exit 0 and a warning naming the failed
+  questions; 2 processes (torchrun, `-m focus_eval.lmms`) give the answers and numbers of 1; a
+  run killed midway and restarted with the same command recomputes only the unfinished
+  questions and ends with the results of an uninterrupted run; bad input stops with one line
+  naming the problem before any weights are loaded (exit 2), a failure during the evaluation
+  exits 1 with its traceback in the log.
 """
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections import defaultdict
@@ -32,6 +36,7 @@ from focus_eval.tasks.record import COUNTER_COLUMNS, DocRecord
 
 TESTS_DIR = Path(__file__).resolve().parent
 LMMS_EVAL = Path(sys.executable).with_name("lmms-eval")
+FOCUS_EVAL = Path(sys.executable).with_name("focus-eval")
 SCALE = 0.05
 TASK_DATA = {"vstar": "vstar", "vstar_logits": "vstar", "hrbench4k": "hrbench4k", "hrbench8k": "hrbench8k",
              "mme_realworld_lite": "mme_realworld_lite"}
@@ -69,6 +74,12 @@ def run_cli(args: list[str], env: dict, cwd: Path) -> str:
     return done.stdout + done.stderr
 
 
+def run_launcher(args: list[str], env: dict, cwd: Path) -> subprocess.CompletedProcess:
+    """`focus-eval lmms-eval ARGS`, the console script users run."""
+    return subprocess.run([str(FOCUS_EVAL), "lmms-eval", *args], env=env, cwd=cwd, capture_output=True, text=True,
+                          timeout=300)
+
+
 def table_rows(output: str) -> dict[tuple[str, str], str]:
     """(task, metric) -> value from lmms-eval's markdown results table."""
     rows, task = {}, None
@@ -99,6 +110,7 @@ def test_cli_dummy_model_runs_every_task_with_accuracy_and_counter_columns(tiny,
     for task in CLI_TASKS:
         assert results["n-samples"][task]["effective"] == 4
         assert all(results["results"][task][f"{column},none"] is None for column in COUNTER_COLUMNS)
+        assert results["results"][task]["failed,none"] == 0 and results["results"][task]["failed_rate,none"] == 0
     # dummy answers "B": accuracy over the first 4 rows, computed from the data itself
     rows = tiny_data.build_rows("vstar", scale=SCALE, bad_rows=True)[:4]
     assert results["results"]["vstar"]["vstar_overall_acc,none"] == pytest.approx(
@@ -135,7 +147,7 @@ def expected_results(task: str) -> dict[str, float]:
     score = {i: int(i % 2 == 0 and i not in failed) for i in range(len(rows))}
     good = [i for i in range(len(rows)) if i not in failed]
     expected = {"fp": sum(i + 1 for i in good) / len(good), "fp_total": sum(i + 2 for i in good) / len(good),
-                "tflops": sum(good) / len(good)}
+                "tflops": sum(good) / len(good), "failed": 2, "failed_rate": 2 / len(rows)}
     if key == "vstar":
         expected["vstar_overall_acc"] = 100 * sum(score.values()) / len(rows)
         for category in ("direct_attributes", "relative_position"):
@@ -281,15 +293,19 @@ class Run:
 
 @pytest.fixture(scope="module")
 def single_run(focus_cli, tmp_path_factory):
-    """One uninterrupted single-process run, with per-question pictures."""
+    """One uninterrupted single-process run through the launcher, with per-question pictures;
+    (Run, pictures folder, the launcher's exit status and stderr)."""
     root = tmp_path_factory.mktemp("single")
-    output = run_cli([*with_model_args(focus_cli, f"save_maps={root / 'maps'}"), "--output_path", str(root / "out")],
-                     cli_env(root), root)
-    return Run.read(output, root / "out"), root / "maps"
+    done = run_launcher([*with_model_args(focus_cli, f"save_maps={root / 'maps'}"), "--output_path",
+                         str(root / "out")], cli_env(root), root)
+    return Run.read(done.stdout + done.stderr, root / "out"), root / "maps", done.returncode, done.stderr
 
 
 def test_cli_focus_model_reports_accuracy_counters_and_failed_rows(single_run):
-    run, maps = single_run
+    run, maps, returncode, stderr = single_run
+    assert returncode == 0, stderr[-3000:]
+    assert stderr.splitlines()[-1] == ("focus-eval: warning: questions failed and were scored wrong: hrbench4k 2 of 10, "
+                                       "vstar 2 of 6 (metric `failed`; the reasons are in the log and the samples)")
     table = table_rows(run.output)
     accuracy = {"vstar": VSTAR_ACCURACY, "hrbench4k": ["single", "cross", "average"]}
     for task, rows in FOCUS_TASKS.items():
@@ -304,6 +320,8 @@ def test_cli_focus_model_reports_accuracy_counters_and_failed_rows(single_run):
             assert entry["error"] and entry["score"] == 0 and sample["fp"] is None
         fp = run.results[task]["fp,none"]
         assert fp == pytest.approx(sum(s["fp"] for s in good) / len(good))
+        assert (table[(task, "failed")], table[(task, "failed_rate")]) == ("2.0000", f"{2 / rows:.4f}")
+        assert run.results[task]["failed,none"] == 2 and run.results[task]["failed_rate,none"] == pytest.approx(2 / rows)
     scores = [s["vstar_overall_acc"]["score"] for s in run.samples["vstar"]]
     assert run.results["vstar"]["vstar_overall_acc,none"] == pytest.approx(100 * sum(scores) / len(scores))
     assert "ImageLoadError" in run.samples["vstar"][4]["vstar_overall_acc"]["error"]
@@ -321,16 +339,16 @@ def test_cli_focus_model_reports_accuracy_counters_and_failed_rows(single_run):
 
 
 def test_two_processes_give_the_answers_and_numbers_of_one(single_run, focus_cli, tmp_path):
-    # On GPUs: `accelerate launch --num_processes N -m lmms_eval ...`. The `accelerate` CLI fails
+    # On GPUs: `accelerate launch --num_processes N -m focus_eval.lmms ...`. The `accelerate` CLI fails
     # to import on this CPU machine (timm needs torchvision), so torchrun starts the two ranks;
     # the Accelerator lmms-eval's CLI creates initialises torch.distributed with gloo, and
     # lmms-eval shards, pads and gathers through it.
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "lmms_eval",
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "focus_eval.lmms",
                *with_model_args(focus_cli, f"save_maps={tmp_path / 'maps'}"), "--output_path", str(tmp_path / "out")]
     done = subprocess.run(command, env=cli_env(tmp_path), cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     run = Run.read(done.stdout + done.stderr, tmp_path / "out")
-    one, _ = single_run
+    one = single_run[0]
     assert run.numbers() == pytest.approx(one.numbers())
     for task in FOCUS_TASKS:
         assert run.records(task) == one.records(task)
@@ -351,30 +369,88 @@ def test_interrupted_run_resumes_without_recomputing_finished_questions(single_r
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     questions = sum(rows - 2 for rows in FOCUS_TASKS.values())  # defective rows never reach the model
     assert len((tmp_path / "calls.2").read_text().splitlines()) == questions - 5
-    run, (one, _) = Run.read(resumed.stdout + resumed.stderr, tmp_path / "out"), single_run
+    run, one = Run.read(resumed.stdout + resumed.stderr, tmp_path / "out"), single_run[0]
     assert run.numbers() == pytest.approx(one.numbers())
     for task in FOCUS_TASKS:
         assert run.records(task) == one.records(task)
 
 
-def test_bad_input_stops_with_one_line_each_before_any_model_loads(tiny, tiny_checkpoint, tmp_path):
-    base = {"model": FOCUS_MODEL, "tasks": "vstar", "output_path": str(tmp_path / "out")}
-    pretrained = f"pretrained={tiny_checkpoint(FOCUS_FAMILY)}"
-    missing = tmp_path / "nowhere" / "vstar.parquet"
-    runs = [  # (lmms-eval --config entry, the line it must print)
-        ({"model_args": f"{pretrained},nsteps=3"},
-         f"{FOCUS_MODEL}: unknown model argument 'nsteps'; valid: anchor_selection, "),
-        ({"model_args": pretrained, "tasks": "vstar,no_such_task"}, "Tasks not found: no_such_task."),
-        ({"model_args": f"{pretrained},data_vstar={missing}"}, f"vstar: dataset path '{missing}' does not exist"),
-        ({"model_args": f"{pretrained},data_vstar={tiny['hrbench4k']}"},
-         f"vstar: '{tiny['hrbench4k']}' is missing columns ['text', 'label', 'question_id']"),
-    ]
+def launcher_config(tmp_path: Path, runs: list[dict]) -> list[str]:
+    """Arguments running every entry of `runs` (lmms-eval --config entries) in one process."""
     config = tmp_path / "runs.yaml"
-    config.write_text(json.dumps([{**base, **entry} for entry, _ in runs]))  # JSON is YAML
-    output = run_cli(["--config", str(config)], cli_env(tmp_path), tmp_path)
-    errors = [line for line in output.splitlines() if "Error during evaluation: " in line]
-    assert len(errors) == len(runs)
-    for line, (_, expected) in zip(errors, runs):
-        assert expected in line, (expected, line)
-    assert all(f" {name}," in errors[0] for name in ("n_steps", "pretrained", "resume_dir", "save_maps"))
-    assert "loaded" not in output and not list(tmp_path.rglob("*_results.json"))
+    config.write_text(json.dumps(runs))  # JSON is YAML
+    return ["--config", str(config)]
+
+
+def error_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("focus-eval: ")]
+
+
+def test_setup_errors_exit_2_with_one_line_each_before_any_model_loads(tiny, tiny_checkpoint, tmp_path):
+    checkpoint = tiny_checkpoint(FOCUS_FAMILY)
+    other_family = tiny_checkpoint("llava_1_5")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    blocker = tmp_path / "a_file"  # nothing can be created under a file, not even by root
+    blocker.write_text("")
+    missing = tmp_path / "nowhere" / "vstar.parquet"
+    good = f"pretrained={checkpoint},data_vstar={tiny['vstar']}"
+    runs = [  # (lmms-eval --config entry, the message of its line)
+        ({"model_args": f"{good},n_step=4"}, f"{FOCUS_MODEL}: unknown model argument 'n_step'; valid: anchor_selection, "),
+        ({"model_args": f"{good},n_steps=-1"}, f"{FOCUS_MODEL}: n_steps must be >= 1"),
+        ({"model_args": f"{good},layers=30-10"}, f"{FOCUS_MODEL}: need 0 <= layer_start < layer_end"),
+        ({"model_args": good, "tasks": "vstar,no_such_task"}, "Tasks not found: no_such_task."),
+        ({"model_args": f"pretrained={checkpoint},data_vstar={missing}"}, f"vstar: dataset path '{missing}' does not exist"),
+        ({"model_args": f"pretrained={checkpoint},data_vstar={tiny['hrbench4k']}"},
+         f"vstar: '{tiny['hrbench4k']}' is missing columns ['text', 'label', 'question_id']"),
+        ({"model_args": f"pretrained={other_family}"},
+         f"{FOCUS_MODEL}: {other_family} is a 'llava' checkpoint (family 'llava_1_5'), not family 'llava_onevision'"),
+        ({"model_args": f"pretrained={empty}"}, f"{FOCUS_MODEL}: {empty} has no config.json"),
+        ({"model_args": f"{good},save_maps={blocker}/maps"},
+         f"{FOCUS_MODEL}: save_maps='{blocker}/maps': cannot write into {blocker}/maps: Not a directory"),
+        ({"model_args": f"{good},resume_dir={blocker}/resume"},
+         f"{FOCUS_MODEL}: resume_dir='{blocker}/resume': cannot write into {blocker}/resume: Not a directory"),
+        ({"model_args": good, "output_path": str(blocker / "out")},
+         f"--output_path: cannot write into {blocker}/out: Not a directory"),
+        ({"model_args": good, "tasks": None}, "no --tasks given"),
+    ]
+    base = {"model": FOCUS_MODEL, "tasks": "vstar", "output_path": str(tmp_path / "out")}
+    done = run_launcher(launcher_config(tmp_path, [{**base, **entry} for entry, _ in runs]), cli_env(tmp_path), tmp_path)
+    assert done.returncode == 2
+    lines = error_lines(done.stderr)
+    assert len(lines) == len(runs), done.stderr[-3000:]
+    for number, (line, (_, message)) in enumerate(zip(lines, runs), start=1):
+        assert line.startswith(f"focus-eval: error: run {number} of {len(runs)} (setup): {message}"), (message, line)
+    assert all(f" {name}," in lines[0] for name in ("n_steps", "pretrained", "resume_dir", "save_maps"))
+    output = done.stdout + done.stderr
+    assert "Traceback" not in output and "loaded" not in output and not list(tmp_path.rglob("*_results.json"))
+
+
+def test_failures_during_the_evaluation_exit_1_with_the_traceback_in_the_log(tiny, tiny_checkpoint, tmp_path):
+    """Weights that do not load (at the first question), and a run whose results file cannot be
+    written: exit 1. A picture that cannot be written is a warning and the run goes on."""
+    from lmms_eval.utils import sanitize_model_name
+
+    checkpoint = tiny_checkpoint(FOCUS_FAMILY)
+    broken = tmp_path / "broken"
+    shutil.copytree(checkpoint, broken)
+    (broken / "model.safetensors").write_bytes(b"not weights")
+    maps, out = tmp_path / "maps", tmp_path / "out"
+    (maps / "vstar_1.png").mkdir(parents=True)  # a folder where a picture must go
+    out.mkdir()
+    (out / sanitize_model_name(str(checkpoint))).write_text("")  # where lmms-eval writes its results file
+    common = {"model": FOCUS_MODEL, "tasks": "vstar", "gen_kwargs": "max_new_tokens=4"}
+    runs = [{**common, "model_args": f"pretrained={broken},data_vstar={tiny['vstar']}",
+             "output_path": str(tmp_path / "broken_out")},
+            {**common, "model_args": f"pretrained={checkpoint},data_vstar={tiny['vstar']},save_maps={maps},"
+                                     "target_max_new_tokens=4", "output_path": str(out), "limit": 3}]
+    done = run_launcher(launcher_config(tmp_path, runs), cli_env(tmp_path), tmp_path)
+    assert done.returncode == 1
+    first, second = error_lines(done.stderr)
+    assert first.startswith("focus-eval: error: run 1 of 2 (evaluation): ")
+    assert second == (f"focus-eval: error: run 2 of 2 (evaluation): no results file was written under {out} "
+                      "(lmms-eval's warning 'Could not save results aggregated' above gives the reason)")
+    assert "Traceback" not in done.stderr and "Traceback (most recent call last)" in done.stdout
+    assert f"vstar doc 1: picture and trace not saved in {maps}" in done.stdout
+    assert sorted(path.name for path in maps.glob("*.png")) == ["vstar_0.png", "vstar_1.png", "vstar_2.png"]
+    assert (maps / "vstar_1.png").is_dir() and (maps / "vstar_2.json").is_file()

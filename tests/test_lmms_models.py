@@ -16,6 +16,7 @@ from focus_eval.model_wrappers.lmms_models import (
     Decoding,
     Llava15Focus,
     Qwen25VLFocus,
+    ResponseStore,
     is_focus_model,
     manifests,
     parse_model_args,
@@ -58,6 +59,7 @@ def test_valid_args_are_typed_and_configs_follow_table7(tmp_path):
     assert (args.device, args.dtype, args.batch_size, args.attn_implementation) == ("cuda:0", "bfloat16", 1, "sdpa")
     vstar, hrbench = args.config("vstar"), args.config("hrbench4k")
     assert (vstar.k, vstar.s_dist, hrbench.s_dist, vstar.n_steps) == (15, 2, 3, 2)  # k = 15 for n_steps < 4
+    (tmp_path / "config.json").write_text('{"model_type": "llava_onevision"}')  # checked, not loaded
     onevision = parse_model_args("llava_ov_focus", pretrained=str(tmp_path))
     assert onevision.pretrained == str(tmp_path) and onevision.config("vstar").s_max == 9
 
@@ -77,7 +79,7 @@ def test_valid_args_are_typed_and_configs_follow_table7(tmp_path):
     ({"image_aspect": "crop"}, "unknown model argument 'image_aspect'"),  # a LLaVA-1.5 adapter option
     ({"device": "cpu", "device_map": "auto"}, "give device or device_map, not both"),
     ({"save_maps": True}, "save_maps=True: expected a name or path"),
-    ({"pretrained": "/no/such/checkpoint"}, "pretrained='/no/such/checkpoint': no such model folder"),
+    ({"pretrained": "/no/such/checkpoint"}, "llava_ov_focus: no such model folder: /no/such/checkpoint"),
 ])
 def test_bad_args_are_named(kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -150,6 +152,9 @@ def test_devices_follow_the_launch(monkeypatch):
     with pytest.raises(ValueError, match="device_map='auto' spreads one process's model over several GPUs"):
         resolve_device(None, "auto", world_size=2, local_rank=0)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    with pytest.raises(ValueError, match="device='cuda:4', but this machine has 4 CUDA device"):
+        resolve_device("cuda:4", None, world_size=1, local_rank=0)
     assert resolve_device("cuda:0", None, world_size=4, local_rank=3) == torch.device("cuda:3")  # one GPU per rank
     assert resolve_device(None, None, world_size=1, local_rank=0) == torch.device("cuda:0")
     assert resolve_device("cuda:2", None, world_size=1, local_rank=0) == torch.device("cuda:2")
@@ -341,3 +346,36 @@ def test_documents_of_other_tasks_get_plain_answers(tiny_checkpoint, pipeline_ca
     warned = [line for line in logs if "gen_kwargs setting ignored: sampling" in line]
     assert len(warned) == 1  # once per setting, not per request
     assert "other tasks: method='focus'" in next(line for line in logs if "loaded" in line)
+
+
+def test_a_resume_record_that_cannot_be_written_is_a_warning(tmp_path, monkeypatch):
+    store = ResponseStore(str(tmp_path / "resume"), rank=0)
+    messages = []
+    sink = logger.add(lambda message: messages.append(str(message)), level="WARNING")
+    real_open = open
+
+    def full_disk(path, *args, **kwargs):
+        if str(path).endswith("responses.rank0.jsonl") and not messages:
+            raise OSError(28, "No space left on device")
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr("builtins.open", full_disk)
+    try:
+        store.put("first", "answer 1")  # the disk is full: a warning, and the run goes on
+        store.put("second", "answer 2")
+    finally:
+        logger.remove(sink)
+    assert len(messages) == 1 and "answer not stored" in messages[0] and "No space left on device" in messages[0]
+    assert store.get("first") == "answer 1"  # still answered in this run
+    assert ResponseStore(str(tmp_path / "resume"), rank=1).responses == {"second": "answer 2"}  # a restart replays
+
+
+def test_save_maps_and_resume_dir_must_be_writable_folders(tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    for name in ("save_maps", "resume_dir"):
+        with pytest.raises(ValueError, match=f"llava_ov_focus: {name}='{blocker}': {blocker} exists and is not a folder"):
+            parse_model_args("llava_ov_focus", **{name: str(blocker)})
+    assert parse_model_args("llava_ov_focus", save_maps=str(tmp_path / "new" / "maps")).save_maps == str(
+        tmp_path / "new" / "maps")
+    assert (tmp_path / "new" / "maps").is_dir() and not list((tmp_path / "new" / "maps").iterdir())

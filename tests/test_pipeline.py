@@ -218,3 +218,17 @@ def test_same_inputs_same_trace_and_json_round_trip():
     assert first.counters.fp == second.counters.fp
     again = Trace.from_json(first.to_json())
     assert again.to_dict() == first.to_dict()
+
+
+def test_the_trace_says_why_targets_were_left_out():
+    image = scene(SIZE, {"red": [RED]})
+    adapter = FakeAdapter(reply="So I need the information about the following objects: red square and blue sq",
+                          reply_truncated=True)
+    trace = FocusPipeline(adapter, config()).answer(image, PROMPT).trace
+    assert [t.name for t in trace.targets] == ["red square"]
+    assert any("the last one, 'blue sq', may be cut short and is left out" in note for note in trace.notes)
+    nothing = FocusPipeline(FakeAdapter(reply="garbage"), config()).answer(
+        image, "\u8d64\u3044\u5186\u306f\u4f55\u8272\u3067\u3059\u304b\uff1f").trace
+    assert nothing.targets == [] and nothing.notes[-2:] == [
+        "the rule fallback finds no object in the question (it reads English only)",
+        "no target: answered on the full image"]

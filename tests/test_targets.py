@@ -287,3 +287,44 @@ def test_target_names_are_clean():
 def test_type2_targets_in_the_singular(phrase, singular):
     # "Is there a boats in the image?" is not English; the existence prompt asks about one boat
     assert singular_target(phrase) == singular
+
+
+# ---- why targets are missing or left out (TargetSet.notes) ----------------------------------
+
+def test_a_reply_cut_at_its_token_limit_leaves_its_unfinished_last_object_out():
+    reply = "So I need the information about the following objects: red car and blue circl"
+    cut = resolve_targets("Is the red car left of the blue circle?", reply, reply_cut=True)
+    assert cut.source == "icl" and cut.targets == (Target("red car", False),)
+    assert cut.notes == ("the target reply stopped at its token limit (target_max_new_tokens) inside its list of "
+                         "objects: the last one, 'blue circl', may be cut short and is left out",)
+    whole = resolve_targets("Is the red car left of the blue circle?", reply)  # stopped at the end of its line
+    assert [t.name for t in whole.targets] == ["red car", "blue circl"] and whole.notes == ()
+    ended = resolve_targets("q", reply + ".", reply_cut=True)  # the sentence ended before the limit
+    assert [t.name for t in ended.targets] == ["red car", "blue circl"] and ended.notes == ()
+
+
+def test_when_the_only_object_is_cut_the_rules_answer_and_the_notes_say_why():
+    reply = "So I need the information about the following objects: red circl"
+    result = resolve_targets("What is the color of the red circle?", reply, reply_cut=True)
+    assert result.source == "rules" and result.targets == (Target("red circle", False),)
+    assert len(result.notes) == 1 and "'red circl', may be cut short" in result.notes[0]
+
+
+def test_over_long_phrases_and_missing_targets_are_explained():
+    phrase = "a very long winding description of many many things at once"
+    result = resolve_targets("q", f"So I need the information about the following objects: cup and {phrase}.")
+    assert result.targets == (Target("cup", False),)
+    assert result.notes == (f"left out of the reply's objects, longer than 8 words: {phrase[:60]!r}",)
+    garbage = resolve_targets("What is the color of the car?", "garbage")
+    assert garbage.source == "rules" and garbage.notes == (
+        "the target reply has no sentence 'So I need the information about the following objects:'",)
+    assert resolve_targets("Is it daytime?", None).notes == ("the rule fallback finds no object in the question",)
+
+
+@pytest.mark.parametrize("question", ["\u8d64\u3044\u5186\u306f\u4f55\u8272\u3067\u3059\u304b\uff1f",
+                                      "Quelle est la couleur du cercle rouge pr\xe8s de la fen\xeatre ?"])
+def test_a_non_english_question_without_targets_says_the_rules_read_english_only(question):
+    result = resolve_targets(question, "So I need the information about the following objects: none.")
+    assert result.source == "none" and result.targets == ()
+    assert result.notes == ("the target reply names no object",
+                            "the rule fallback finds no object in the question (it reads English only)")

@@ -229,6 +229,9 @@ def test_failed_record_and_bad_rows_score_wrong_with_error_and_no_counters(tiny)
     failed = hrbench.process_results(good, [DocRecord.failure(ImageLoadError("corrupt"), counters()).to_response()])
     assert failed["average"]["score"] == 0 and failed["average"]["error"] == "ImageLoadError: corrupt"
     assert all(failed[k] is None for k in COUNTER_COLUMNS)
+    assert (failed["failed"], failed["failed_rate"]) == (1, 1)
+    answered = hrbench.process_results(good, [DocRecord.success(good["answer"], counters()).to_response()])
+    assert (answered["failed"], answered["failed_rate"]) == (0, 0)
     missing_d = next(d for d in docs if d["focus_error"])
     assert missing_d["focus_error"] == "option D missing"
     scored = hrbench.process_results(missing_d, [DocRecord.success(missing_d["answer"], counters()).to_response()])

@@ -2,20 +2,25 @@
 
 import math
 
+from pathlib import Path
+
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from api_helpers import QUESTION, RED, SIZE, inside, small_config
 from fake_adapter import FakeAdapter, scene
+from focus_eval import fonts, visualize
 from focus_eval.pipeline import FocusPipeline, PipelineError
 from focus_eval.trace import RoiTrace, TargetTrace, Trace
 from focus_eval.visualize import (
     CHECKED_COLOUR,
     CHOSEN_COLOUR,
     ERROR_COLOUR,
+    MAX_TEXT_LINES,
     MAX_WIDTH,
     PANEL_HEIGHT,
+    UNCHECKED_COLOUR,
     hot_colours,
     printable,
     render_explanation,
@@ -104,9 +109,8 @@ def test_heat_overlay_follows_the_cells_and_spares_uncovered_pixels():
     assert left <= col + overlay.box[0] < right and top <= row + overlay.box[1] < bottom
 
 
-def test_printable_escapes_control_characters_and_optionally_non_latin1():
+def test_printable_escapes_control_characters():
     assert printable("a\x1b[2J\rb\n\tc \u4e2d") == "a\\x1b[2J\\rb\n\tc \u4e2d"
-    assert printable("caf\xe9 \u4e2d\ufffd", max_codepoint=0xFF) == "caf\xe9 \\u4e2d\\ufffd"
 
 
 def test_hot_colours_ramp():
@@ -172,3 +176,82 @@ def test_a_trace_of_another_image_is_refused():
     image, result = decoy_run()
     with pytest.raises(ValueError, match="trace was computed on 800x600"):
         render_explanation(result.trace, image.resize((400, 300)), result.final_images)
+
+
+def header_of(figure):
+    """The picture above its first panel: header and legend."""
+    return np.asarray(figure.image.crop((0, 0, figure.image.width, figure.panels[0].box[1])))
+
+
+def has_colour(pixels, colour) -> bool:
+    return bool((pixels == np.array(colour)).all(-1).any())
+
+
+def test_the_legend_shows_the_outline_colours_when_there_are_rois():
+    image = Image.new("RGB", (400, 300), (128, 128, 128))
+    roi = RoiTrace(anchor=[1, 1], anchor_score=1.0, cells=[0, 0, 2, 2], box=[0, 0, 200, 150], confidence=0.5)
+    with_rois = header_of(render_explanation(synthetic_trace((400, 300), (4, 4), (1, 1), rois=[roi]), image, []))
+    assert all(has_colour(with_rois, colour) for colour in (CHOSEN_COLOUR, CHECKED_COLOUR, UNCHECKED_COLOUR))
+    without = header_of(render_explanation(synthetic_trace((400, 300), (4, 4), (1, 1)), image, []))
+    assert not has_colour(without, CHOSEN_COLOUR)
+
+
+def test_a_long_answer_takes_at_most_max_text_lines_of_the_header():
+    image = Image.new("RGB", (400, 300), (128, 128, 128))
+    short = synthetic_trace((400, 300), (4, 4), (1, 1))
+    long = synthetic_trace((400, 300), (4, 4), (1, 1))
+    long.answer = " ".join(["word"] * 1024)  # a 1,024-token answer
+    tops = [render_explanation(trace, image, []).panels[0].box[1] for trace in (short, long)]
+    assert tops[1] - tops[0] == (MAX_TEXT_LINES - 1) * visualize._Style(PANEL_HEIGHT).line_height
+    lines = visualize._wrap(long.answer, visualize._Style(PANEL_HEIGHT).font, 600, MAX_TEXT_LINES)
+    shown = sum(line.count("word") for line in lines)
+    assert len(lines) == MAX_TEXT_LINES and lines[-1].endswith(f"(+{4 * (1024 - shown)} characters, see the trace)")
+
+
+@pytest.fixture
+def font_chain(monkeypatch):
+    """font_chain(*paths): the picture fonts are these files, then PIL's built-in font."""
+    def use(*paths):
+        monkeypatch.setattr(fonts, "SYSTEM_FONTS", ())
+        monkeypatch.setenv(fonts.FONT_ENV, ":".join(str(path) for path in paths))
+    return use
+
+
+def test_text_no_font_can_draw_is_escaped_and_the_picture_says_why(font_chain):
+    font_chain()
+    typeface = fonts.Typeface(17)
+    assert typeface.visible("red car") == "red car" and not typeface.escaped
+    assert typeface.visible("\u5186 caf\xe9") == "\\u5186 caf\\xe9" and typeface.escaped  # PIL's font: ASCII only
+    image = Image.new("RGB", (400, 300), (128, 128, 128))
+    trace = synthetic_trace((400, 300), (4, 4), (1, 1))
+    trace.question = "\u8d64\u3044\u5186\u306f\uff1f"
+    style = visualize._Style(PANEL_HEIGHT)
+    header = [line for line, _ in visualize._header_lines(trace, style, 2000)]
+    assert header[0] == "Q: \\u8d64\\u3044\\u5186\\u306f\\uff1f"
+    assert header[-1].startswith("\\u....: characters none of the fonts can draw; set FOCUS_EVAL_FONT")
+    render_explanation(trace, image, [])
+
+
+DEJAVU = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
+
+
+@pytest.mark.skipif(not Path(DEJAVU).is_file(), reason="needs a font with Cyrillic (DejaVu Sans)")
+def test_a_font_from_focus_eval_font_draws_non_latin_text_as_text(font_chain, tmp_path):
+    font_chain(tmp_path / "missing.ttf", DEJAVU)
+    with pytest.warns(UserWarning, match="cannot open font .*missing.ttf"):
+        typeface = fonts.Typeface(23)
+    text = "\u043a\u0440\u0430\u0441\u043d\u044b\u0439 caf\xe9 \u03b1"  # Cyrillic, Latin-1, Greek
+    assert typeface.visible(text) == text and not typeface.escaped
+    assert typeface.fonts[0].getname()[0] == "DejaVu Sans" and len(typeface.fonts) == 2
+    dejavu = typeface
+    font_chain()
+    builtin = fonts.Typeface(23)
+    drawn = []
+    for face in (dejavu, builtin):
+        canvas = Image.new("L", (200, 40), 0)
+        face.draw(ImageDraw.Draw(canvas), (2, 2), "\u043a", fill=255)
+        drawn.append(np.asarray(canvas))
+    notdef = Image.new("L", (200, 40), 0)
+    builtin.draw(ImageDraw.Draw(notdef), (2, 2), "\U0010ffff", fill=255)
+    assert (drawn[1] == np.asarray(notdef)).all()  # the built-in font has no glyph: a box
+    assert not (drawn[0] == np.asarray(notdef)).all() and drawn[0].any()  # DejaVu draws the letter

@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from typing import Any, Sequence
 
-from focus_eval.tasks.common import Benchmark, FocusTask, accuracy
+from focus_eval.tasks.common import Benchmark, accuracy
 
 CATEGORIES = ("direct_attributes", "relative_position")
 
@@ -109,12 +109,3 @@ def accuracy_percent(entries) -> float | None:
     """The built-in's scale: percent."""
     fraction = accuracy(entries)
     return None if fraction is None else 100.0 * fraction
-
-
-class VStarTask(FocusTask):
-    benchmark = VSTAR
-
-
-class VStarLogitsTask(FocusTask):
-    benchmark = VSTAR
-    answer_scheme = "logits"

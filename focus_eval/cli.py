@@ -3,6 +3,7 @@
     focus-eval answer  --model M --image street.jpg --question "What colour is the umbrella?"
     focus-eval explain --model M --image street.jpg --question "..." --out maps/
     focus-eval answer  --model M --questions questions.jsonl --json > answers.jsonl
+    focus-eval vlmeval --model llava_ov_focus --data VStarBench ...   (focus_eval.model_wrappers.vlmeval_run)
 
 `answer` prints the answer and the forward-pass counters; `explain` also writes, per question,
 `<id>.png` (relevance map, ROIs, model input; focus_eval.visualize) and `<id>.json` (the
@@ -63,6 +64,11 @@ class _Parser(argparse.ArgumentParser):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["vlmeval"]:  # its options pass through to VLMEvalKit's run.py: a parser of its own
+        from focus_eval.model_wrappers.vlmeval_run import main as vlmeval_main
+
+        return vlmeval_main(argv[1:])
     parser = _build_parser()
     try:
         args = parser.parse_args(argv)
@@ -260,12 +266,14 @@ def _one_line(text: str) -> str:
 
 def _build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="FOCUS visual cropping on your own images.")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{answer,explain}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{answer,explain,vlmeval}")
     answer = commands.add_parser("answer", help="answer questions, print answers and counters")
     explain = commands.add_parser("explain", help="answer and write a picture and the trace per question")
     for sub in (answer, explain):
         _add_common(sub)
     explain.add_argument("--out", required=True, metavar="DIR", help="folder for <id>.png and <id>.json")
+    commands.add_parser("vlmeval", add_help=False,
+                        help="run VLMEvalKit with the FOCUS models (focus-eval vlmeval --help)")
     return parser
 
 

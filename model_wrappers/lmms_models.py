@@ -47,15 +47,13 @@ from focus_eval import __version__
 from focus_eval.config import DATASETS, FocusConfig
 from focus_eval.images import ImageLoadError
 from focus_eval.model_wrappers import load_adapter
-from focus_eval.model_wrappers.model_args import (MODEL_SPECS, FocusModelSpec, is_focus_model, model_spec,
-                                                  parse_model_args, positive_int, resolve_device)
+from focus_eval.model_wrappers.model_args import (DEFAULT_MAX_NEW_TOKENS, MODEL_SPECS, FocusModelSpec, is_focus_model,
+                                                  model_spec, parse_model_args, positive_int, resolve_device)
 from focus_eval.pipeline import FocusPipeline, PipelineError
 from focus_eval.tasks.record import DocRecord, FocusQuestion
 from focus_eval.tasks.schemas import SCHEMAS
 from focus_eval.tasks.sources import register_local_dataset
 from focus_eval.visualize import save_explanation
-
-DEFAULT_MAX_NEW_TOKENS = 1024
 
 
 def manifests():

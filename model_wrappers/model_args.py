@@ -38,6 +38,8 @@ from focus_eval.tasks.sources import check_local_dataset
 
 DATA_PREFIX = "data_"
 DOCUMENT_FIELDS = {"dataset", "answer_scheme"}  # FocusConfig fields each question sets, not model arguments
+# Answer length limit when the benchmark sets none (the default of lmms-eval's llava and llava_onevision models).
+DEFAULT_MAX_NEW_TOKENS = 1024
 
 
 @dataclass(frozen=True)

@@ -46,7 +46,6 @@ from tqdm import tqdm
 from focus_eval import __version__
 from focus_eval.config import DATASETS, FocusConfig
 from focus_eval.images import ImageLoadError
-from focus_eval.model_wrappers import load_adapter
 from focus_eval.model_wrappers.model_args import (DEFAULT_MAX_NEW_TOKENS, MODEL_SPECS, FocusModelSpec, is_focus_model,
                                                   model_spec, parse_model_args, positive_int, resolve_device)
 from focus_eval.pipeline import FocusPipeline, PipelineError
@@ -299,9 +298,7 @@ class FocusModel(lmms):
         """The FOCUS pipeline, loading the weights at the first call."""
         if self._pipeline is None:
             args = self.args
-            adapter = load_adapter(args.pretrained, self.spec.family, dtype=args.dtype,
-                                   device=None if args.device_map else self._device, device_map=args.device_map,
-                                   attn_implementation=args.attn_implementation, **args.processor_kwargs)
+            adapter = args.load_adapter(self._device)
             self._pipeline = FocusPipeline(adapter, args.config(None))
             processor = "".join(f", {k}={v}" for k, v in args.processor_kwargs.items())
             logger.info(f"{self.spec.model_id}: loaded {self.spec.family} checkpoint {args.pretrained} (dtype "

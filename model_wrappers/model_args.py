@@ -31,7 +31,7 @@ from typing import Any
 import torch
 
 from focus_eval.config import FocusConfig, coerce_overrides, load_config
-from focus_eval.model_wrappers import default_checkpoint, missing_local_model
+from focus_eval.model_wrappers import default_checkpoint, load_adapter, missing_local_model
 from focus_eval.model_wrappers.base import ATTN_IMPLEMENTATIONS, DTYPES
 from focus_eval.tasks.schemas import SCHEMAS
 from focus_eval.tasks.sources import check_local_dataset
@@ -46,7 +46,7 @@ DEFAULT_MAX_NEW_TOKENS = 1024
 class FocusModelSpec:
     model_id: str
     family: str  # configs/<family>.yaml and the adapter family
-    class_name: str  # in the framework's model module
+    class_name: str  # in lmms_models
     aliases: tuple[str, ...] = ()
     processor_defaults: dict[str, int] = field(default_factory=dict)  # processor options and defaults
 
@@ -91,6 +91,12 @@ class FocusModelArgs:
     def config(self, dataset: str | None) -> FocusConfig:
         """Table 7 configuration for one question's benchmark, with the user's overrides."""
         return load_config(self.spec.family, dataset, **self.focus_overrides)
+
+    def load_adapter(self, device: torch.device):
+        """The checkpoint's adapter as these arguments ask; `device` unless device_map is given."""
+        return load_adapter(self.pretrained, self.spec.family, dtype=self.dtype,
+                            device=None if self.device_map else device, device_map=self.device_map,
+                            attn_implementation=self.attn_implementation, **self.processor_kwargs)
 
 
 _LOADING_ARGS = ("pretrained", "dtype", "attn_implementation", "device", "device_map")

@@ -1,9 +1,9 @@
 """VLMEvalKit models that answer with FOCUS: `llava_ov_focus`, `llava_1_5_focus`, `qwen2_5_vl_focus`.
 
 VLMEvalKit has no plug-in mechanism: `focus_eval.model_wrappers.vlmeval_run` puts these
-classes into its model registry (`vlmeval.config.supported_VLM`) for the run it starts. Each is
-a VLMEvalKit `BaseModel` built from `FocusModelArgs` (the lmms-eval models' parser,
-`parse_vlmeval_model_args`).
+models into its model registry (`vlmeval.config.supported_VLM`) for the run it starts. Each is
+a `FocusVLM` (VLMEvalKit's `BaseModel`) built from the model's `FocusModelArgs` (the
+lmms-eval models' parser, `parse_vlmeval_model_args`).
 
 How a question is answered:
 - VStarBench, HRBench4K, HRBench8K, MME-RealWorld-Lite: `use_custom_prompt` is true, so
@@ -35,16 +35,14 @@ from __future__ import annotations
 import hashlib
 import os
 from functools import partial
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 from vlmeval.smp import get_logger
 from vlmeval.vlm.base import BaseModel
 
 from focus_eval.images import ImageLoadError, load_image
-from focus_eval.model_wrappers import load_adapter
-from focus_eval.model_wrappers.model_args import (DEFAULT_MAX_NEW_TOKENS, FocusModelArgs, FocusModelSpec, model_spec,
-                                                  resolve_device)
+from focus_eval.model_wrappers.model_args import DEFAULT_MAX_NEW_TOKENS, FocusModelArgs, resolve_device
 from focus_eval.model_wrappers.vlmeval_benchmarks import VLMEVAL_DATASETS, VLMEvalQuestion, question
 from focus_eval.pipeline import FocusPipeline, PipelineError
 from focus_eval.tasks.record import DocRecord
@@ -55,15 +53,15 @@ logger = get_logger("focus_eval")  # under VLMEvalKit's logger: its console and 
 
 
 class FocusVLM(BaseModel):
-    """A VLMEvalKit model answering with FOCUS (module docstring); a subclass names its spec."""
+    """A VLMEvalKit model answering with FOCUS (module docstring), the model `args` name."""
 
     INTERLEAVE = False
-    spec: ClassVar[FocusModelSpec]
 
     def __init__(self, args: FocusModelArgs, **vlmeval_kwargs: Any) -> None:
         # vlmeval_kwargs: what VLMEvalKit passes some models by name (use_vllm); nothing for FOCUS
         super().__init__()
         self.args = args
+        self.spec = args.spec
         self._pipeline: FocusPipeline | None = None
         self.device: torch.device | None = None
 
@@ -134,9 +132,7 @@ class FocusVLM(BaseModel):
         if self._pipeline is None:
             args = self.args
             self.device = resolve_device(args.device, args.device_map, int(os.environ.get("WORLD_SIZE", 1)), 0)
-            adapter = load_adapter(args.pretrained, self.spec.family, dtype=args.dtype,
-                                   device=None if args.device_map else self.device, device_map=args.device_map,
-                                   attn_implementation=args.attn_implementation, **args.processor_kwargs)
+            adapter = args.load_adapter(self.device)
             self._pipeline = FocusPipeline(adapter, args.config(None))
             logger.info(f"{self.spec.model_id}: loaded {self.spec.family} checkpoint {args.pretrained} (dtype "
                         f"{adapter.dtype}, device {adapter.device}, device_map {args.device_map}, attention "
@@ -144,18 +140,6 @@ class FocusVLM(BaseModel):
         return self._pipeline
 
 
-class LlavaOneVisionFocus(FocusVLM):
-    spec = model_spec("llava_ov_focus")
-
-
-class Llava15Focus(FocusVLM):
-    spec = model_spec("llava_1_5_focus")
-
-
-class Qwen25VLFocus(FocusVLM):
-    spec = model_spec("qwen2_5_vl_focus")
-
-
 def model_entry(args: FocusModelArgs) -> partial:
     """The `supported_VLM` entry of the FOCUS model `args` were parsed for."""
-    return partial(globals()[args.spec.class_name], args=args)
+    return partial(FocusVLM, args=args)

@@ -33,7 +33,7 @@ TESTS_DIR = Path(__file__).resolve().parent
 SCALE = 0.05
 DATASETS = tuple(vb.VLMEVAL_DATASETS)  # VStarBench HRBench4K HRBench8K MME-RealWorld-Lite
 TASKS = {key: key for key in vb.VLMEVAL_DATASETS.values()}  # our lmms-eval task of each benchmark
-VLMEVAL_PYTHON = os.environ.get("FOCUS_VLMEVAL_PYTHON")
+VLMEVAL_PYTHON = os.environ.get("FOCUS_VLMEVAL_PYTHON") and os.path.abspath(os.environ["FOCUS_VLMEVAL_PYTHON"])
 TIMING = ("seconds", "total_seconds", "peak_mem_gb")  # measured, not computed: differ between runs
 
 
@@ -265,7 +265,8 @@ def test_results_files_counters_and_summary(single):
         assert list(table.columns[-len(vlmeval_run.RECORD_COLUMNS):]) == list(vlmeval_run.RECORD_COLUMNS)
         good, bad = table.iloc[:-2], table.iloc[-2:]  # the last two rows of each dataset are defective
         assert (good["failed"] == 0).all() and (bad["failed"] == 1).all() and bad["fp"].isna().all()
-        assert (good["fp"] >= 1).all() and (good["fp_total"] >= good["fp"] + 2).all() and (good["tflops"] > 0).all()
+        # (an MME-RealWorld OCR question names no object: no search, fp 0)
+        assert (good["fp"] >= 0).all() and (good["fp_total"] > good["fp"]).all() and (good["tflops"] > 0).all()
         assert (bad["prediction"] == "Failed to obtain answer").all() and bad["error"].str.len().gt(0).all()
         assert (entry["questions"], entry["failed"], entry["failed_rate"]) == (rows, 2, pytest.approx(2 / rows))
         for column in COUNTER_COLUMNS:

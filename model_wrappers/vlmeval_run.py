@@ -7,10 +7,12 @@
 
 In this process (in every rank under torchrun):
 1. Everything the user can get wrong is checked before any work, each problem one line on
-   stderr and exit status 2: the model names, `--model-args` (the lmms-eval models' parser,
-   `parse_vlmeval_model_args`), where VLMEvalKit is (`--vlmevalkit`, else the clone the
-   installed `vlmeval` package lives in: run.py lies beside the package, not in it); then,
-   VLMEvalKit imported, the dataset names and, with `--trust-local-data`, the data files.
+   stderr (from rank 0) and exit status 2: the model names, `--model-args` (the lmms-eval
+   models' parser, `parse_vlmeval_model_args`), where VLMEvalKit is (`--vlmevalkit`, else the
+   clone the installed `vlmeval` package lives in: run.py lies beside the package, not in it);
+   then, VLMEvalKit imported (run.py sets each rank's CUDA_VISIBLE_DEVICES when imported, so
+   CUDA is not asked before), the device, the dataset names and, with `--trust-local-data`, the
+   data files.
 2. VLMEvalKit's run.py is imported from that clone and, for this run only: the models join
    its registry `vlmeval.config.supported_VLM`, under the model's name, or, when
    `--model-args` are given, the name plus a digest of them (`llava_ov_focus-1a2b3c4d`), so
@@ -59,7 +61,8 @@ from typing import Any, Sequence
 
 import torch
 
-from focus_eval.model_wrappers.model_args import FocusModelArgs, is_focus_model, parse_vlmeval_model_args
+from focus_eval.model_wrappers.model_args import (FocusModelArgs, is_focus_model, parse_vlmeval_model_args,
+                                                  resolve_device)
 from focus_eval.model_wrappers.vlmeval_benchmarks import VLMEVAL_DATASETS
 from focus_eval.tasks.common import mean_reported
 from focus_eval.tasks.record import COUNTER_COLUMNS, DocRecord
@@ -85,18 +88,20 @@ class Model:
 
 def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
     args, passthrough = _parser(prog).parse_known_args(argv)
+    rank = int(os.environ.get("RANK", 0))
     try:
         models = _models(args.model, args.model_args)
         run_py = locate_run_py(args.vlmevalkit)
         if args.config or args.api_mode:
             raise UserError("--config and --api-mode build VLMEvalKit's own models; use --model and --data")
         os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no network when litellm is imported
-        run = _import_run_py(run_py)  # imports VLMEvalKit (after run.py gave this rank its GPUs)
+        run = _import_run_py(run_py)  # imports VLMEvalKit; from here on CUDA may be asked (this rank's GPUs are set)
+        _check_devices(models)
         _check_datasets(args.data, args.data_config, args.trust_local_data)
     except UserError as error:
-        print(f"{prog}: error: {' '.join(str(error).split())}", file=sys.stderr)
+        if rank == 0:
+            print(f"{prog}: error: {' '.join(str(error).split())}", file=sys.stderr)
         return 2
-    rank = int(os.environ.get("RANK", 0))
     run_dirs = _prepare(run, models)
     if rank == 0:
         for model in models:
@@ -198,6 +203,15 @@ def _import_run_py(run_py: Path):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def _check_devices(models: list[Model]) -> None:
+    world_size = int(os.environ.get("WORLD_SIZE", 1))
+    for model in models:
+        try:
+            resolve_device(model.args.device, model.args.device_map, world_size, 0)
+        except ValueError as error:
+            raise UserError(f"{model.args.spec.model_id}: {error}") from None
 
 
 def _check_datasets(names: list[str], data_config: str | None, trust_local_data: bool) -> None:

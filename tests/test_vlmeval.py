@@ -192,8 +192,13 @@ class Run:
         return {int(i): DocRecord.from_response(text) for i, text in zip(table["index"], table["extra_records"])}
 
     def numbers(self) -> dict:
-        return {f"{name}/{k}": v for name, entry in self.summary["results"].items() for k, v in entry.items()
-                if k not in ("seconds", "peak_mem_gb", "prediction_file", "status")}
+        """Every entry of the summary but measured time and memory and the file's path, by "dataset/key"."""
+        out = {}
+        for name, entry in self.summary["results"].items():
+            out.update({f"{name}/metrics/{key}": value for key, value in entry["metrics"].items()})
+            out.update({f"{name}/{key}": value for key, value in entry.items()
+                        if key not in ("metrics", "seconds", "peak_mem_gb", "prediction_file")})
+        return out
 
 
 def comparable(record: DocRecord) -> tuple:
@@ -331,9 +336,14 @@ def test_unknown_dataset_and_missing_data_stop_with_one_line(setup):
     # VLMEvalKit downloads a missing file: through a proxy at a closed local port it fails at once, network or not
     no_network = {**env, "LMUData": str(empty), "https_proxy": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9"}
     no_network.pop("no_proxy", None), no_network.pop("NO_PROXY", None)
+    origin = subprocess.run([VLMEVAL_PYTHON, "-c", "import importlib.util; print(importlib.util.find_spec('vlmeval').origin)"],
+                            capture_output=True, text=True, check=True).stdout.strip()
+    clone = Path(origin).parent.parent  # the snapshot's clone: one case names it with --vlmevalkit
     cases = [  # (arguments, environment, exit status, the line)
-        (["--model", "llava_ov_focus", "--data", "VStarBench", "VStarBenchX"], env, 2,
+        (["--model", "llava_ov_focus", "--data", "VStarBench", "VStarBenchX", "--vlmevalkit", str(clone)], env, 2,
          "error: unknown VLMEvalKit dataset 'VStarBenchX' (FOCUS's benchmarks there: VStarBench, HRBench4K"),
+        (["--model", "llava_ov_focus", "--data", "VStarBench", "--model-args", "device=cuda:0"], env, 2,
+         "error: llava_ov_focus: device='cuda:0', but CUDA is not available; use device=cpu"),
         (["--model", "llava_ov_focus", "--data", "HRBench8K", "--trust-local-data"], {**env, "LMUData": str(empty)}, 2,
          f"error: HRBench8K: no data file {empty / 'HRBench8K.tsv'} (VLMEvalKit reads $LMUData/<dataset>.tsv)"),
         (["--model", "llava_ov_focus", "--data", "HRBench4K", "--model-args", f"pretrained={checkpoint}",

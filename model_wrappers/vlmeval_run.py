@@ -15,8 +15,8 @@ In this process (in every rank under torchrun):
    data files.
 2. VLMEvalKit's run.py is imported from that clone and, for this run only: the models join
    its registry `vlmeval.config.supported_VLM`, under the model's name, or, when
-   `--model-args` are given, the name plus a digest of them (`llava_ov_focus-1a2b3c4d`), so
-   that VLMEvalKit's `--reuse` never takes predictions made with other arguments; without
+   `--model-args` are given, the name plus a digest of them (`llava_ov_focus-1a2b3c4d`; save_maps
+   left out), so that VLMEvalKit's `--reuse` never takes predictions made with other arguments; without
    CUDA its process group uses gloo instead of the hard-coded nccl; `--trust-local-data` drops
    VLMEvalKit's md5 check of the named datasets' files (a subset or local copy of a benchmark
    is otherwise downloaded again, over the local file).
@@ -164,8 +164,9 @@ def _models(names: list[str], model_args: str) -> list[Model]:
             parsed = parse_vlmeval_model_args(name, **given)
         except ValueError as error:
             raise UserError(str(error)) from None
-        digest = hashlib.sha256(json.dumps(given, sort_keys=True).encode()).hexdigest()[:8]
-        models.append(Model(name=f"{name}-{digest}" if given else name, args=parsed, given=given))
+        answering = {k: v for k, v in given.items() if k != "save_maps"}  # pictures do not change answers
+        digest = hashlib.sha256(json.dumps(answering, sort_keys=True).encode()).hexdigest()[:8]
+        models.append(Model(name=f"{name}-{digest}" if answering else name, args=parsed, given=given))
     return models
 
 

@@ -122,6 +122,7 @@ def test_model_args_string_and_run_names(tmp_path):
     assert one.name == two.name and one.name.startswith("llava_ov_focus-") and len(one.name) == len("llava_ov_focus-") + 8
     assert one.args.config("vstar").method == "vanilla" and one.args.max_new_tokens is None
     assert vlmeval_run._models(["llava_ov_focus"], "max_new_tokens=8")[0].args.max_new_tokens == 8
+    assert vlmeval_run._models(["llava_ov_focus"], f"save_maps={tmp_path}")[0].name == "llava_ov_focus"
 
 
 @pytest.mark.parametrize("argv, message", [

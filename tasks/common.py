@@ -2,8 +2,8 @@
 
 Each task is a `FocusTask` (an lmms-eval `ConfigurableTask` named by `class:` in its YAML,
 `focus_eval.tasks.lmms_tasks`) bound to a `Benchmark`; the benchmarks (this module and each
-`<benchmark>/utils.py`) import no lmms-eval, so the VLMEvalKit models share their prompts. Differences from lmms-eval's built-in versions of these tasks, all
-deliberate:
+`<benchmark>/utils.py`) import no lmms-eval, so the VLMEvalKit models share their prompts.
+Differences from lmms-eval's built-in versions of these tasks, all deliberate:
 
 - Data: `download` resolves the source through `focus_eval.tasks.sources` (hub id, local
   file or directory; one-line errors, no retry loop) instead of a hub-only load.

@@ -14,12 +14,24 @@ LATEST_VENV := .venv-latest
 # Extra requirements for test-latest, e.g. PINS="transformers==5.17.0".
 PINS ?=
 STAMP := $(VENV)/.focus-eval-installed
+# VLMEvalKit's tests run in an environment of their own (its pins clash with lmms-eval's), from
+# lock/vlmeval.txt, with the vendored snapshot unpacked under build/ and installed into it.
+VLMEVAL_VENV ?= .venv-vlmeval
+VLMEVAL_PY := $(VLMEVAL_VENV)/bin/python
+VLMEVAL_LOCK := lock/vlmeval.txt
+VLMEVAL_SNAPSHOT := VLMEvalKit-e8e78f05
+# shared/ lies beside the clone (CI, the main checkout) or one level higher (a worktree under wt/).
+VLMEVAL_TARBALL ?= $(firstword $(wildcard ../shared/vendor/$(VLMEVAL_SNAPSHOT).tar.gz ../../shared/vendor/$(VLMEVAL_SNAPSHOT).tar.gz))
+VLMEVAL_SRC := build/$(VLMEVAL_SNAPSHOT)/VLMEvalKit
+VLMEVAL_STAMP := $(VLMEVAL_VENV)/.focus-eval-installed
+# Packages that decide the numbers: the VLMEvalKit environment takes the main lock's versions of them.
+SHARED_PINS := torch|transformers|tokenizers|safetensors|numpy|pillow|huggingface-hub|accelerate|scipy
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: install lock test test-latest demo bench clean
+.PHONY: install vlmeval-env lock test test-latest demo bench clean
 
 install: $(STAMP)
 
@@ -33,13 +45,32 @@ $(STAMP): $(LOCK) pyproject.toml | $(UV)
 	$(UV) pip install -q --python $(PY) --no-deps -e .
 	touch $@
 
-# Re-resolve every pin from pyproject.toml (newest versions allowed by its ranges).
+vlmeval-env: $(VLMEVAL_STAMP)
+
+$(VLMEVAL_SRC)/run.py:
+	@test -n "$(VLMEVAL_TARBALL)" || { echo "$(VLMEVAL_SNAPSHOT).tar.gz not found in ../shared/vendor/; set VLMEVAL_TARBALL=PATH"; exit 1; }
+	mkdir -p $(dir $(VLMEVAL_SRC))
+	tar -xzf $(VLMEVAL_TARBALL) -C $(dir $(VLMEVAL_SRC))
+	touch $@
+
+$(VLMEVAL_STAMP): $(VLMEVAL_LOCK) pyproject.toml $(VLMEVAL_SRC)/run.py | $(UV)
+	$(UV) venv -q --clear --python $(PYTHON) $(VLMEVAL_VENV)
+	$(UV) pip sync -q --python $(VLMEVAL_PY) -f $(TORCH_WHEELS) $(VLMEVAL_LOCK)
+	$(UV) pip install -q --python $(VLMEVAL_PY) --no-deps -e . -e $(VLMEVAL_SRC)
+	touch $@
+
+# Re-resolve every pin from pyproject.toml (newest versions allowed by its ranges), then the
+# VLMEvalKit environment's from pyproject.toml and lock/vlmeval.in, with the main lock's SHARED_PINS.
 lock: | $(UV)
 	$(UV) pip compile -q --upgrade --python-version 3.11 --extra test $(LOCK_INPUTS) \
 		--custom-compile-command "make lock" -o $(LOCK) pyproject.toml
+	mkdir -p build
+	grep -E '^($(SHARED_PINS))==' $(LOCK) > build/vlmeval-shared-pins.txt
+	$(UV) pip compile -q --upgrade --python-version 3.11 $(LOCK_INPUTS) -c build/vlmeval-shared-pins.txt \
+		--custom-compile-command "make lock" -o $(VLMEVAL_LOCK) pyproject.toml lock/vlmeval.in
 
-test: $(STAMP)
-	$(PY) -m pytest -q -p no:cacheprovider tests
+test: $(STAMP) $(VLMEVAL_STAMP)
+	FOCUS_VLMEVAL_PYTHON=$(VLMEVAL_PY) $(PY) -m pytest -q -p no:cacheprovider tests
 
 # The suite on what a user's `pip install .` would get today (pyproject.toml alone, no lock):
 # the next dependency drift shows here before users see it.
@@ -58,4 +89,4 @@ bench: $(STAMP)
 	$(PY) benchmarks/adapters.py --size small --threads 1
 
 clean:
-	rm -rf $(VENV) $(LATEST_VENV) $(UV_HOME) build *.egg-info
+	rm -rf $(VENV) $(LATEST_VENV) $(VLMEVAL_VENV) $(UV_HOME) build *.egg-info

@@ -5,6 +5,7 @@
     focus-eval answer  --model M --questions questions.jsonl --json > answers.jsonl
     focus-eval compare runs/focus runs/vanilla --published --out compare/   (focus_eval/compare/command.py)
     focus-eval lmms-eval --model llava_ov_focus --tasks vstar ...   (lmms-eval's own flags)
+    focus-eval vlmeval --model llava_ov_focus --data VStarBench ...   (focus_eval.model_wrappers.vlmeval_run)
 
 `answer` prints the answer and the forward-pass counters; `explain` also writes, per question,
 `<id>.png` (relevance map, ROIs, model input; focus_eval.visualize) and `<id>.json` (the
@@ -77,6 +78,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from focus_eval.model_wrappers.lmms_launcher import main as lmms_eval_main
 
         return lmms_eval_main(argv[1:])
+    if argv[:1] == ["vlmeval"]:  # its options pass through to VLMEvalKit's run.py: a parser of its own
+        from focus_eval.model_wrappers.vlmeval_run import main as vlmeval_main
+
+        return vlmeval_main(argv[1:])
     parser = _build_parser()
     try:
         args = parser.parse_args(argv)
@@ -329,7 +334,8 @@ def _one_line(text: str) -> str:
 
 def _build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="FOCUS visual cropping on your own images.")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{answer,explain,compare,lmms-eval}")
+    commands = parser.add_subparsers(dest="command", required=True,
+                                     metavar="{answer,explain,compare,lmms-eval,vlmeval}")
     answer = commands.add_parser("answer", help="answer questions, print answers and counters")
     explain = commands.add_parser("explain", help="answer and write a picture and the trace per question")
     commands.add_parser("lmms-eval", add_help=False,  # main() hands its arguments to lmms-eval
@@ -338,6 +344,8 @@ def _build_parser() -> argparse.ArgumentParser:
         _add_common(sub)
     explain.add_argument("--out", required=True, metavar="DIR", help="folder for <id>.png and <id>.json")
     compare.add_arguments(commands.add_parser("compare", help=compare.HELP))
+    commands.add_parser("vlmeval", add_help=False,
+                        help="run VLMEvalKit with the FOCUS models (focus-eval vlmeval --help)")
     return parser
 
 

@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown task {unknown[0]!r}; choose from {', '.join(TASK_DATA)}")
 
     # imports torch / transformers: after the arguments are checked
-    from focus_eval.model_wrappers.lmms_models import model_spec
+    from focus_eval.model_wrappers.model_args import model_spec
     from focus_eval.model_wrappers.tiny import build_tiny_checkpoint
     from focus_eval.tasks import tiny_data
 

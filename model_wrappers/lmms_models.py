@@ -5,26 +5,9 @@ pyproject.toml and calls `manifests()`, which also makes lmms-eval index focus-e
 (`focus_eval.tasks.discovery`; ours replace built-ins of the same name for these models).
 
 Models: `llava_ov_focus` (LLaVA-OneVision), `llava_1_5_focus` (alias `llava15_focus`),
-`qwen2_5_vl_focus`; one class each, all `FocusModel`. `parse_model_args` validates
-everything a model class receives before any weights are loaded:
-- model loading (`focus_eval.model_wrappers.load_adapter`'s arguments): pretrained (default:
-  the family's checkpoint), dtype, attn_implementation, device or device_map, and the
-  family's processor options (Qwen2.5-VL: min_pixels, max_pixels, defaulting to lmms-eval's
-  built-in qwen2_5_vl values so that the vanilla numbers are comparable; LLaVA-1.5:
-  image_aspect=pad|crop, default pad, see `focus_eval.model_wrappers.llava_1_5`); lmms-eval's
-  batch_size and max_batch_size;
-- FOCUS options: every `FocusConfig` field (and `layers=START-END`) except `dataset` and
-  `answer_scheme`, which each document sets (its `focus_dataset`, and the task: `vstar_logits`
-  scores the options); values are type-checked against the family's
-  configuration. `method=vanilla` answers on the full image through the same class, so both
-  rows carry the same counters;
-- outputs: `save_maps=DIR` (per document `<task>_<doc_id>.png` + `.json`, on every rank) and
-  `resume_dir=DIR` (see `ResponseStore`), both checked to be writable folders;
-- local data: `data_<benchmark>=PATH` for vstar, hrbench4k, hrbench8k, mme_realworld_lite
-  (existence and columns checked, see `focus_eval.tasks.sources`).
-A local `pretrained` folder is checked too: it must hold a config.json of the model's family
-(`check_local_checkpoint`; the weights load at the first request). An unknown name or a bad
-value raises ValueError naming it and listing the valid names.
+`qwen2_5_vl_focus`; one class each, all `FocusModel`. Their `--model_args` are checked by
+`focus_eval.model_wrappers.model_args.parse_model_args` (shared with the VLMEvalKit models)
+before any weights are loaded; an unknown name or a bad value raises ValueError naming it.
 
 How a `FocusModel` answers one `generate_until` request (the contract of
 `focus_eval/tasks/record.py`): the document of a focus-eval task gives a `FocusQuestion`; a
@@ -43,10 +26,7 @@ Choices made here:
   dataset must be reported before minutes of loading.
 - One question at a time: batch_size > 1 is accepted and ignored with a warning (FOCUS
   batches its own existence checks, `check_batch_size`).
-- Device: under a multi-process launch (WORLD_SIZE > 1) each rank takes `cuda:LOCAL_RANK`,
-  or the CPU without CUDA, whatever `device` says; device_map (one process spread over
-  several GPUs) is refused there. One process: `device`, else device_map, else cuda when
-  available, else cpu.
+- Device: `focus_eval.model_wrappers.model_args.resolve_device` with lmms-eval's LOCAL_RANK.
 """
 
 from __future__ import annotations
@@ -54,7 +34,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -64,43 +44,16 @@ from loguru import logger
 from tqdm import tqdm
 
 from focus_eval import __version__
-from focus_eval.config import DATASETS, FocusConfig, coerce_overrides, load_config
+from focus_eval.config import DATASETS, FocusConfig
 from focus_eval.images import ImageLoadError
-from focus_eval.model_wrappers import check_device, check_local_checkpoint, default_checkpoint, load_adapter
-from focus_eval.model_wrappers.base import ATTN_IMPLEMENTATIONS, DTYPES
-from focus_eval.model_wrappers.llava_1_5 import IMAGE_ASPECTS
-from focus_eval.outputs import check_writable_dir
+from focus_eval.model_wrappers.model_args import (DEFAULT_MAX_NEW_TOKENS, MODEL_SPECS, FocusModelSpec, is_focus_model,
+                                                  model_spec, parse_model_args, positive_int, resolve_device)
 from focus_eval.pipeline import FocusPipeline, PipelineError
 from focus_eval.recall import add_recall
 from focus_eval.tasks.record import DocRecord, FocusQuestion
 from focus_eval.tasks.schemas import SCHEMAS
-from focus_eval.tasks.sources import check_local_dataset, register_local_dataset
+from focus_eval.tasks.sources import register_local_dataset
 from focus_eval.visualize import save_explanation
-
-DATA_PREFIX = "data_"
-DOCUMENT_FIELDS = {"dataset", "answer_scheme"}  # FocusConfig fields each document sets, not --model_args
-DEFAULT_MAX_NEW_TOKENS = 1024
-
-
-@dataclass(frozen=True)
-class FocusModelSpec:
-    model_id: str
-    family: str  # configs/<family>.yaml and the adapter family
-    class_name: str  # in this module
-    aliases: tuple[str, ...] = ()
-    processor_defaults: dict[str, int] = field(default_factory=dict)  # processor options and defaults
-    processor_choices: dict[str, tuple[str, ...]] = field(default_factory=dict)  # options -> values, default first
-
-
-MODEL_SPECS = (
-    FocusModelSpec("llava_ov_focus", "llava_onevision", "LlavaOneVisionFocus"),
-    FocusModelSpec("llava_1_5_focus", "llava_1_5", "Llava15Focus", aliases=("llava15_focus",),
-                   processor_choices={"image_aspect": IMAGE_ASPECTS}),
-    # lmms-eval's built-in qwen2_5_vl model resizes images within these bounds
-    FocusModelSpec("qwen2_5_vl_focus", "qwen2_5_vl", "Qwen25VLFocus",
-                   processor_defaults={"min_pixels": 256 * 28 * 28, "max_pixels": 1605632}),
-)
-_BY_NAME = {name: spec for spec in MODEL_SPECS for name in (spec.model_id, *spec.aliases)}
 
 
 def manifests():
@@ -114,137 +67,7 @@ def manifests():
                           aliases=spec.aliases) for spec in MODEL_SPECS]
 
 
-def is_focus_model(model: Any) -> bool:
-    """Whether lmms-eval's `--model` value names one of these models (or an alias)."""
-    return isinstance(model, str) and model in _BY_NAME
-
-
-def model_spec(name: str) -> FocusModelSpec:
-    if name not in _BY_NAME:
-        raise ValueError(f"unknown FOCUS model {name!r}; known: {', '.join(_BY_NAME)}")
-    return _BY_NAME[name]
-
-
-# ---- --model_args ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class FocusModelArgs:
-    spec: FocusModelSpec
-    pretrained: str
-    dtype: str
-    attn_implementation: str
-    device: str | None
-    batch_size: int
-    device_map: str | None = None
-    processor_kwargs: dict[str, Any] = field(default_factory=dict)  # the family's processor options
-    save_maps: str | None = None  # directory for per-document pictures and traces
-    resume_dir: str | None = None  # directory of finished questions' responses
-    focus_overrides: dict[str, Any] = field(default_factory=dict)  # typed FocusConfig overrides
-    local_datasets: dict[str, str] = field(default_factory=dict)  # benchmark key -> checked path
-
-    def config(self, dataset: str | None) -> FocusConfig:
-        """Table 7 configuration for one document's benchmark, with the user's overrides."""
-        return load_config(self.spec.family, dataset, **self.focus_overrides)
-
-
-_LOADING_ARGS = ("pretrained", "dtype", "attn_implementation", "device", "device_map", "batch_size",
-                 "max_batch_size")
-_OUTPUT_ARGS = ("save_maps", "resume_dir")
-
-
-def parse_model_args(model_name: str, **kwargs: Any) -> FocusModelArgs:
-    """Validate lmms-eval's keyword arguments for `model_name`; raises ValueError."""
-    spec = model_spec(model_name)
-    focus_names = {*FocusConfig.field_names(), "layers"} - DOCUMENT_FIELDS
-    known = {*_LOADING_ARGS, *_OUTPUT_ARGS, *spec.processor_defaults, *spec.processor_choices, *focus_names}
-    unknown = [name for name in kwargs if name not in known and not name.startswith(DATA_PREFIX)]
-    if unknown:
-        valid = sorted({*known, *(DATA_PREFIX + key for key in SCHEMAS)})
-        raise ValueError(f"{model_name}: unknown model argument {unknown[0]!r}; valid: {', '.join(valid)}")
-    try:
-        overrides = coerce_overrides({k: v for k, v in kwargs.items() if k in focus_names})
-        load_config(spec.family, None, **overrides)
-    except ValueError as error:
-        raise ValueError(f"{model_name}: {error}") from None
-
-    local_datasets = {}
-    for name, path in kwargs.items():
-        if name.startswith(DATA_PREFIX):
-            key = name[len(DATA_PREFIX):]
-            if key not in SCHEMAS:
-                raise ValueError(f"{model_name}: unknown benchmark in {name!r}; use one of "
-                                 f"{', '.join(DATA_PREFIX + k for k in SCHEMAS)}")
-            check_local_dataset(key, path)
-            local_datasets[key] = str(path)
-
-    processor_kwargs: dict[str, Any] = {name: _positive_int(model_name, name, kwargs.get(name, default))
-                                        for name, default in spec.processor_defaults.items()}
-    processor_kwargs.update({name: _choice(model_name, name, kwargs.get(name, choices[0]), choices)
-                             for name, choices in spec.processor_choices.items()})
-    if processor_kwargs.get("min_pixels", 0) > processor_kwargs.get("max_pixels", float("inf")):
-        raise ValueError(f"{model_name}: min_pixels={processor_kwargs['min_pixels']} exceeds "
-                         f"max_pixels={processor_kwargs['max_pixels']}")
-    device, device_map = _path_arg(model_name, "device", kwargs), _path_arg(model_name, "device_map", kwargs)
-    if device is not None and device_map is not None:
-        raise ValueError(f"{model_name}: give device or device_map, not both (device={device!r}, "
-                         f"device_map={device_map!r})")
-    pretrained = str(kwargs.get("pretrained") or default_checkpoint(spec.family))
-    try:
-        check_local_checkpoint(pretrained, spec.family)
-    except ValueError as error:
-        raise ValueError(f"{model_name}: {error}") from None
-    outputs = {name: _path_arg(model_name, name, kwargs) for name in _OUTPUT_ARGS}
-    for name, folder in outputs.items():
-        if folder is not None:
-            try:
-                check_writable_dir(folder)
-            except ValueError as error:
-                raise ValueError(f"{model_name}: {name}={folder!r}: {error}") from None
-    return FocusModelArgs(
-        spec=spec,
-        pretrained=pretrained,
-        dtype=_choice(model_name, "dtype", kwargs.get("dtype", "auto"), tuple(DTYPES)),
-        attn_implementation=_choice(model_name, "attn_implementation", kwargs.get("attn_implementation", "sdpa"),
-                                    ATTN_IMPLEMENTATIONS),
-        device=device,
-        batch_size=_positive_int(model_name, "batch_size", kwargs.get("batch_size", 1)),
-        device_map=device_map,
-        processor_kwargs=processor_kwargs,
-        save_maps=outputs["save_maps"],
-        resume_dir=outputs["resume_dir"],
-        focus_overrides=overrides,
-        local_datasets=local_datasets,
-    )
-
-
-def _choice(model_name: str, name: str, value: Any, choices: tuple[str, ...]) -> str:
-    if str(value) not in choices:
-        raise ValueError(f"{model_name}: {name}={value!r}: expected one of {', '.join(choices)}")
-    return str(value)
-
-
-def _path_arg(model_name: str, name: str, kwargs: dict[str, Any]) -> str | None:
-    """A text value (directory, device); absent or empty -> None."""
-    value = kwargs.get(name)
-    if value is None or value == "":
-        return None
-    if isinstance(value, bool):  # lmms-eval turns "true" into True
-        raise ValueError(f"{model_name}: {name}={value!r}: expected a name or path")
-    return str(value)
-
-
-def _positive_int(model_name: str, name: str, value: Any) -> int:
-    try:
-        number = int(str(value))
-    except ValueError:
-        number = 0
-    if number < 1:
-        raise ValueError(f"{model_name}: {name}={value!r}: expected a positive integer")
-    return number
-
-
-# ---- decoding and devices ----------------------------------------------------------------
+# ---- decoding --------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -262,7 +85,7 @@ class Decoding:
         stop = (until,) if isinstance(until, str) else tuple(until or ())
         limit, alias = kwargs.pop("max_new_tokens", None), kwargs.pop("max_gen_toks", None)
         limit = alias if limit is None else limit
-        max_new_tokens = DEFAULT_MAX_NEW_TOKENS if limit is None else _positive_int("gen_kwargs", "max_new_tokens",
+        max_new_tokens = DEFAULT_MAX_NEW_TOKENS if limit is None else positive_int("gen_kwargs", "max_new_tokens",
                                                                                     limit)
         ignored = []
         do_sample, temperature = kwargs.pop("do_sample", False), kwargs.pop("temperature", 0)
@@ -274,19 +97,6 @@ class Decoding:
             kwargs.pop(key, None)
         ignored.extend(f"{key}={value!r}" for key, value in sorted(kwargs.items()))
         return cls(max_new_tokens=max_new_tokens, stop=tuple(s for s in stop if s), ignored=tuple(ignored))
-
-
-def resolve_device(device: str | None, device_map: str | None, world_size: int, local_rank: int) -> torch.device:
-    """Where this process's model takes its inputs (module docstring)."""
-    cuda = torch.cuda.is_available()
-    if world_size > 1:
-        if device_map is not None:
-            raise ValueError(f"device_map={device_map!r} spreads one process's model over several GPUs; with "
-                             f"{world_size} processes each rank uses cuda:LOCAL_RANK, so leave device_map out")
-        return torch.device(f"cuda:{local_rank}" if cuda else "cpu")
-    if device is not None:
-        return check_device(device)
-    return torch.device("cuda:0" if cuda else "cpu")
 
 
 # ---- resume --------------------------------------------------------------------------------
@@ -502,9 +312,7 @@ class FocusModel(lmms):
         """The FOCUS pipeline, loading the weights at the first call."""
         if self._pipeline is None:
             args = self.args
-            adapter = load_adapter(args.pretrained, self.spec.family, dtype=args.dtype,
-                                   device=None if args.device_map else self._device, device_map=args.device_map,
-                                   attn_implementation=args.attn_implementation, **args.processor_kwargs)
+            adapter = args.load_adapter(self._device)
             self._pipeline = FocusPipeline(adapter, args.config(None))
             processor = "".join(f", {k}={v}" for k, v in args.processor_kwargs.items())
             logger.info(f"{self.spec.model_id}: loaded {self.spec.family} checkpoint {args.pretrained} (dtype "

@@ -1,8 +1,9 @@
 """What focus-eval's three benchmark tasks share: loading, document fields, scoring, counters.
 
-Each task is a `FocusTask` (an lmms-eval `ConfigurableTask` named by `class:` in its YAML)
-bound to a `Benchmark`. Differences from lmms-eval's built-in versions of these tasks, all
-deliberate:
+Each task is a `FocusTask` (an lmms-eval `ConfigurableTask` named by `class:` in its YAML,
+`focus_eval.tasks.lmms_tasks`) bound to a `Benchmark`; the benchmarks (this module and each
+`<benchmark>/utils.py`) import no lmms-eval, so the VLMEvalKit models share their prompts.
+Differences from lmms-eval's built-in versions of these tasks, all deliberate:
 
 - Data: `download` resolves the source through `focus_eval.tasks.sources` (hub id, local
   file or directory; one-line errors, no retry loop) instead of a hub-only load.
@@ -30,16 +31,14 @@ deliberate:
 from __future__ import annotations
 
 import abc
-from typing import Any, ClassVar, Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import datasets
-from lmms_eval.api.task import ConfigurableTask
 from loguru import logger
 
 from focus_eval.images import ImageLoadError, load_image
 from focus_eval.tasks.record import ANSWER_SCHEMES, COUNTER_COLUMNS, FAILURE_COLUMNS, DocRecord
 from focus_eval.tasks.schemas import SCHEMAS
-from focus_eval.tasks.sources import load_split, resolve_source
 
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
@@ -165,25 +164,6 @@ class Benchmark(abc.ABC):
         metrics.update(self.record_metrics(doc, record))
         metrics.update(dict.fromkeys(FAILURE_COLUMNS, int(bool(error))))
         return metrics
-
-
-class FocusTask(ConfigurableTask):
-    """An lmms-eval task whose data comes through `focus_eval.tasks.sources`."""
-
-    benchmark: ClassVar[Benchmark]
-    answer_scheme: ClassVar[str] = "generate"
-
-    def __init__(self, config: dict) -> None:
-        # lmms-eval passes the YAML with its `class` entry, which TaskConfig does not know.
-        super().__init__(config={k: v for k, v in config.items() if k != "class"})
-
-    def download(self, dataset_kwargs: dict | None = None) -> None:
-        key, split = self.benchmark.key, self.config.test_split
-        source = resolve_source(key, self.config.dataset_path, self.config.dataset_name)
-        logger.info(f"{self.config.task}: reading {source.describe()} split {split}")
-        data = self.benchmark.prepare(load_split(key, source, split), self.answer_scheme)
-        self.dataset = datasets.DatasetDict({split: data})
-        self.dataset_no_image = datasets.DatasetDict({split: data.remove_columns(self.benchmark.schema.image_column)})
 
 
 def accuracy(entries: Iterable[dict | None]) -> float | None:

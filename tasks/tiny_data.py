@@ -45,7 +45,10 @@ COLORS = {"red": (214, 39, 40), "blue": (31, 90, 220), "green": (44, 160, 44), "
           "purple": (148, 60, 189), "orange": (255, 127, 14), "black": (20, 20, 20), "white": (250, 250, 250)}
 SHAPES = ("circle", "square", "triangle")
 OBJECT_FRACTION = 0.015  # object side / shorter image side
-NOT_AN_IMAGE = b"these bytes are not an image"
+# Corrupt image fields are longer than 64 characters: VLMEvalKit reads a shorter image field as the
+# index of another row whose image it shares.
+NOT_AN_IMAGE = b"these bytes are not an image, nor is any part of them a picture of anything"
+NOT_BASE64 = "!!! this string is not base64, so no image can be decoded from it at all !!!"
 
 # (task, domain, l2-category) of the MME-RealWorld-Lite rows: every domain of Table 9.
 _MME_ROWS = (
@@ -194,7 +197,7 @@ def hrbench_rows(rng: random.Random, size, bad_rows: bool) -> list[dict[str, Any
                          "cycle_category": f"cycle_{cycle}", "image": image})
     if bad_rows:
         good = rows[0]
-        rows.append({**good, "index": len(rows), "image": "!!! not base64 !!!"})
+        rows.append({**good, "index": len(rows), "image": NOT_BASE64})
         rows.append({**good, "index": len(rows), "D": None})
     return rows
 

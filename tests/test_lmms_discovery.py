@@ -35,7 +35,7 @@ INDEX_SCRIPT = """
 import json, sys
 import lmms_eval.__main__  # the console script's import, before any TaskManager exists
 from lmms_eval.tasks import TaskManager
-from focus_eval.tasks.common import FocusTask
+from focus_eval.tasks.lmms_tasks import FocusTask
 from focus_eval.tasks.sources import register_local_dataset
 
 names = sys.argv[3].split(",")

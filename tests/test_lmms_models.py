@@ -12,16 +12,13 @@ from PIL import Image
 
 from focus_eval.model_wrappers.lmms_models import (
     DEFAULT_MAX_NEW_TOKENS,
-    MODEL_SPECS,
     Decoding,
     Llava15Focus,
     Qwen25VLFocus,
     ResponseStore,
-    is_focus_model,
     manifests,
-    parse_model_args,
-    resolve_device,
 )
+from focus_eval.model_wrappers.model_args import MODEL_SPECS, is_focus_model, parse_model_args, resolve_device
 from focus_eval.pipeline import FocusPipeline
 from focus_eval.tasks import sources, tiny_data
 from focus_eval.tasks.record import DocRecord

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any, Sequence
 
-from focus_eval.tasks.common import LETTERS, Benchmark, FocusTask, missing
+from focus_eval.tasks.common import LETTERS, Benchmark, missing
 
 CATEGORIES = ("single", "cross")
 
@@ -97,11 +97,3 @@ def cycle_average(entries) -> float | None:
     if not per_cycle:
         return None
     return sum(sum(scores) / len(scores) for scores in per_cycle.values()) / len(per_cycle)
-
-
-class HRBench4KTask(FocusTask):
-    benchmark = HRBENCH_4K
-
-
-class HRBench8KTask(FocusTask):
-    benchmark = HRBENCH_8K

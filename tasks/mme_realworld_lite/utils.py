@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from typing import Any, Sequence
 
-from focus_eval.tasks.common import LETTERS, Benchmark, FocusTask
+from focus_eval.tasks.common import LETTERS, Benchmark
 
 # Domain names in `category` ("Perception/<domain>") -> Table 2's abbreviations.
 DOMAINS = {
@@ -102,7 +102,3 @@ def doc_to_text(doc: dict, lmms_eval_specific_kwargs: dict | None = None) -> str
     options = "\n".join(item for item in (doc["multi-choice options"] or []) if isinstance(item, str))
     return (f"{kwargs.get('pre_prompt', '')}{doc['question'] or ''} The choices are listed below:\n{options}\n"
             f"{kwargs.get('post_prompt', '')}")
-
-
-class MMERealWorldLiteTask(FocusTask):
-    benchmark = MME_REALWORLD_LITE

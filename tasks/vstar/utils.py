@@ -39,7 +39,7 @@ import datasets
 import pyarrow as pa
 from loguru import logger
 
-from focus_eval.tasks.common import Benchmark, FocusTask, accuracy
+from focus_eval.tasks.common import Benchmark, accuracy
 from focus_eval.tasks.record import DocRecord, finite_number
 
 CATEGORIES = ("direct_attributes", "relative_position")
@@ -204,12 +204,3 @@ def accuracy_percent(entries) -> float | None:
     """The built-in's scale: percent."""
     fraction = accuracy(entries)
     return None if fraction is None else 100.0 * fraction
-
-
-class VStarTask(FocusTask):
-    benchmark = VSTAR
-
-
-class VStarLogitsTask(FocusTask):
-    benchmark = VSTAR
-    answer_scheme = "logits"

@@ -1,0 +1,365 @@
+"""The VLMEvalKit plug-in (model_wrappers/vlmeval_*.py, `focus-eval vlmeval`).
+
+In this environment: our tasks' prompts, questions and decoding for VLMEvalKit's rows equal what
+lmms-eval builds for the same questions; the prediction-file columns and the summary's numbers;
+the errors found before VLMEvalKit is imported.
+
+End to end (`make test` sets FOCUS_VLMEVAL_PYTHON to the VLMEvalKit environment's python, built
+by `make vlmeval-env` from the vendored snapshot; without it these tests are skipped): the real
+VLMEvalKit run.py on the tiny LLaVA-OneVision and tiny TSVs in VLMEvalKit's columns for
+VStarBench, HRBench4K, HRBench8K and MME-RealWorld-Lite. Its result files appear with the
+counter columns and the summary; every question's answer, failure and counters equal those of
+the lmms-eval run of the same questions, and so does the prompt each pipeline was given; two
+processes (torchrun, gloo) give the records of one; `--reuse` recomputes nothing and keeps the
+counters; an unknown dataset, a missing data file or bad input stop with one line and a
+non-zero exit status.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from focus_eval.model_wrappers import vlmeval_benchmarks as vb
+from focus_eval.model_wrappers import vlmeval_run
+from focus_eval.model_wrappers.lmms_models import Decoding
+from focus_eval.tasks import sources, tiny_data
+from focus_eval.tasks.record import COUNTER_COLUMNS, DocRecord, FocusQuestion
+
+TESTS_DIR = Path(__file__).resolve().parent
+SCALE = 0.05
+DATASETS = tuple(vb.VLMEVAL_DATASETS)  # VStarBench HRBench4K HRBench8K MME-RealWorld-Lite
+TASKS = {key: key for key in vb.VLMEVAL_DATASETS.values()}  # our lmms-eval task of each benchmark
+VLMEVAL_PYTHON = os.environ.get("FOCUS_VLMEVAL_PYTHON") and os.path.abspath(os.environ["FOCUS_VLMEVAL_PYTHON"])
+TIMING = ("seconds", "total_seconds", "peak_mem_gb")  # measured, not computed: differ between runs
+
+
+def as_vlmevalkit_loads(key: str, row: dict) -> dict:
+    """A TSV row as VLMEvalKit's dataset holds it: its MME-RealWorld loader turns the stored
+    list of items into the columns A-E (the text after "(X) ")."""
+    if key != "mme_realworld_lite":
+        return row
+    items = eval(row["multi-choice options"])  # VLMEvalKit's loader reads it so
+    return {**row, **{letter: item[4:] for letter, item in zip("ABCDE", items)}}
+
+
+def asked_fields(question: FocusQuestion) -> tuple:
+    """What the model is asked: VLMEvalKit's rows carry no more than this."""
+    return question.dataset, question.question, question.options, question.answer_scheme
+
+
+@pytest.fixture(scope="module")
+def lmms_requests(tmp_path_factory):
+    """lmms-eval's requests for our four tasks on the tiny data (bad rows included), by task."""
+    import datasets
+    import lmms_eval.models  # noqa: F401  the entry point registers our tasks
+    from lmms_eval.tasks import TaskManager
+
+    root = tmp_path_factory.mktemp("lmms")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(datasets.config, "HF_DATASETS_CACHE", str(root / "hf_datasets"))
+        patch.setattr(sources, "_local_datasets", {})
+        for key, path in tiny_data.write_tiny_datasets(root, scale=SCALE, bad_rows=True).items():
+            sources.register_local_dataset(key, path)
+        manager = TaskManager("WARNING", model_name="llava_ov_focus")
+        out = {}
+        for task in TASKS.values():
+            built = manager.load_task_or_group(task)[task]
+            built.build_all_requests()
+            out[task] = (built.dataset[built.config.test_split], sorted(built.instances, key=lambda i: i.doc_id))
+    return out
+
+
+@pytest.mark.parametrize("name", DATASETS)
+def test_prompts_questions_and_decoding_equal_the_lmms_eval_tasks(name, lmms_requests):
+    key = vb.VLMEVAL_DATASETS[name]
+    docs, instances = lmms_requests[TASKS[key]]
+    rows = vb.vlmeval_rows(key, tiny_data.build_rows(key, scale=SCALE, bad_rows=True))
+    assert len(rows) == len(instances) == len(docs)
+    for row, instance in zip(rows, instances):
+        context, gen_kwargs = instance.args[0], instance.args[1]
+        asked = vb.question(name, as_vlmevalkit_loads(key, row))
+        ours, theirs = asked.task.question, FocusQuestion.from_doc(docs[instance.doc_id])
+        assert asked.index == instance.doc_id
+        decoding = Decoding.from_gen_kwargs(gen_kwargs)
+        assert (asked.task.max_new_tokens, asked.task.stop) == (decoding.max_new_tokens, decoding.stop)
+        assert bool(ours.error) == bool(theirs.error), (instance.doc_id, ours, theirs)
+        if not theirs.error:  # a defective row is never asked (its error texts may differ: see vlmeval_rows)
+            assert (asked.task.prompt, *asked_fields(ours)) == (context, *asked_fields(theirs))
+
+
+def test_decoding_defaults_are_the_tasks():
+    row = lambda key: as_vlmevalkit_loads(key, vb.vlmeval_rows(key, tiny_data.build_rows(key, scale=SCALE))[0])
+    limits = {name: vb.question(name, row(key)).task.max_new_tokens for name, key in vb.VLMEVAL_DATASETS.items()}
+    # vstar and mme_realworld_lite set max_new_tokens 16; hrbench sets none: the models' default
+    assert limits == {"VStarBench": 16, "HRBench4K": 1024, "HRBench8K": 1024, "MME-RealWorld-Lite": 16}
+
+
+def test_record_columns_and_summary_numbers():
+    good = DocRecord(answer="B", counters={"fp": 3, "fp_total": 5, "tflops": 0.5, "total_seconds": 2.0,
+                                           "peak_mem_gb": 1.0}).to_response()
+    bad = DocRecord.failure("ImageLoadError: no image").to_response()
+    assert vlmeval_run.record_columns(good) == {"fp": 3.0, "fp_total": 5.0, "tflops": 0.5, "seconds": 2.0,
+                                                "peak_mem_gb": 1.0, "failed": 0, "error": None}
+    assert vlmeval_run.record_columns(bad) == {**dict.fromkeys(COUNTER_COLUMNS), "failed": 1,
+                                               "error": "ImageLoadError: no image"}
+    assert vlmeval_run.record_columns(float("nan")) == dict.fromkeys(vlmeval_run.RECORD_COLUMNS)  # no record
+    import pandas as pd
+
+    table = pd.DataFrame([vlmeval_run.record_columns(text) for text in (good, bad, good.replace('"fp": 3', '"fp": 7'))])
+    summary = vlmeval_run.counter_summary(table)
+    assert (summary["questions"], summary["failed"]) == (3, 1)
+    assert summary["failed_rate"] == pytest.approx(1 / 3)
+    assert summary["fp"] == 5.0 and summary["fp_total"] == 5.0  # means over the two that ran
+
+
+def test_model_args_string_and_run_names(tmp_path):
+    assert vlmeval_run.parse_args_string(" n_steps=4, pretrained=/m/x ,") == {"n_steps": "4", "pretrained": "/m/x"}
+    with pytest.raises(vlmeval_run.UserError, match="NAME=VALUE pairs"):
+        vlmeval_run.parse_args_string("n_steps")
+    (plain,) = vlmeval_run._models(["llava15_focus"], "")
+    assert plain.name == "llava15_focus" and plain.args.spec.family == "llava_1_5"
+    one, two = (vlmeval_run._models(["llava_ov_focus"], text)[0] for text in ("n_steps=4,method=vanilla",
+                                                                              "method=vanilla, n_steps=4"))
+    assert one.name == two.name and one.name.startswith("llava_ov_focus-") and len(one.name) == len("llava_ov_focus-") + 8
+    assert one.args.config("vstar").method == "vanilla" and one.args.max_new_tokens is None
+    assert vlmeval_run._models(["llava_ov_focus"], "max_new_tokens=8")[0].args.max_new_tokens == 8
+    assert vlmeval_run._models(["llava_ov_focus"], f"save_maps={tmp_path}")[0].name == "llava_ov_focus"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--model", "llava_onevision", "--data", "VStarBench"], "'llava_onevision' is not a FOCUS model"),
+    (["--model", "llava_ov_focus", "--data", "VStarBench", "--model-args", "nsteps=3"],
+     "llava_ov_focus: unknown model argument 'nsteps'; valid: "),
+    (["--model", "llava_ov_focus", "--data", "VStarBench", "--model-args", "resume_dir=x"],
+     "llava_ov_focus: unknown model argument 'resume_dir'"),  # lmms-eval's; VLMEvalKit resumes with --reuse
+    (["--model", "llava_ov_focus", "--data", "VStarBench", "--model-args", "n_steps=0"], "n_steps must be >= 1"),
+    (["--model", "llava_ov_focus", "--data", "VStarBench"], vlmeval_run.NOT_FOUND),
+    (["--model", "llava_ov_focus", "--data", "VStarBench", "--vlmevalkit", "/no/clone"],
+     "--vlmevalkit /no/clone: not a VLMEvalKit clone"),
+])
+def test_bad_input_is_one_line_before_vlmevalkit(argv, message, capsys):
+    """This environment has no VLMEvalKit: each problem is found before it would be needed."""
+    assert vlmeval_run.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("focus-eval vlmeval: error: ") and message in err, err
+
+
+def test_console_script_subcommand(tmp_path):
+    done = subprocess.run([str(Path(sys.executable).with_name("focus-eval")), "vlmeval", "--model", "llava_ov_focus",
+                           "--data", "VStarBench"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert (done.returncode, done.stderr) == (2, f"focus-eval vlmeval: error: {vlmeval_run.NOT_FOUND}\n")
+
+
+# ---- end to end: the real VLMEvalKit ---------------------------------------------------------
+
+needs_vlmevalkit = pytest.mark.skipif(VLMEVAL_PYTHON is None, reason="FOCUS_VLMEVAL_PYTHON not set (make test sets "
+                                      "it after `make vlmeval-env`)")
+MODEL_ARGS = "target_max_new_tokens=8,max_new_tokens=8"  # short replies: the tiny model's are gibberish
+
+
+def vlmeval_env(root: Path, lmu_data: Path) -> dict:
+    env = dict(os.environ, LMUData=str(lmu_data), HOME=str(root), HF_HOME=str(root / "hf"), HF_HUB_OFFLINE="1",
+               HF_DATASETS_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    env.pop("MMEVAL_ROOT", None)
+    return env
+
+
+def run_vlmeval(args: list[str], env: dict, cwd: Path, processes: int = 1, wait: bool = True):
+    launcher = [] if processes == 1 else ["-m", "torch.distributed.run", "--nproc-per-node", str(processes)]
+    command = [VLMEVAL_PYTHON, *launcher, str(TESTS_DIR / "vlmeval_cpu.py"), *args]
+    process = subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return finish(process) if wait else process
+
+
+def finish(process) -> tuple[int, str, str]:
+    out, err = process.communicate(timeout=900)
+    return process.returncode, out, err
+
+
+class Run:
+    """One VLMEvalKit run folder: summary, prediction tables, records by dataset and index."""
+
+    def __init__(self, work_dir: Path, output: str):
+        (self.summary_path,) = work_dir.rglob(vlmeval_run.SUMMARY_NAME)
+        self.run_dir = self.summary_path.parent
+        self.summary = json.loads(self.summary_path.read_text())
+        self.output = output
+        import pandas as pd
+
+        self.tables = {name: pd.read_excel(Path(entry["prediction_file"]))
+                       for name, entry in self.summary["results"].items()}
+
+    def records(self, name: str) -> dict[int, DocRecord]:
+        table = self.tables[name]
+        return {int(i): DocRecord.from_response(text) for i, text in zip(table["index"], table["extra_records"])}
+
+    def numbers(self) -> dict:
+        """Every entry of the summary but measured time and memory and the file's path, by "dataset/key"."""
+        out = {}
+        for name, entry in self.summary["results"].items():
+            out.update({f"{name}/metrics/{key}": value for key, value in entry["metrics"].items()})
+            out.update({f"{name}/{key}": value for key, value in entry.items()
+                        if key not in ("metrics", "seconds", "peak_mem_gb", "prediction_file")})
+        return out
+
+
+def comparable(record: DocRecord) -> tuple:
+    """Answer, failure, counters without time and memory, and the details the VLMEvalKit model records."""
+    counters = {k: v for k, v in (record.counters or {}).items() if k not in TIMING}
+    details = {k: record.details.get(k) for k in ("targets", "final_layout", "final_boxes")}
+    return record.answer, record.failed, counters, details
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory, tiny_checkpoint):
+    root = tmp_path_factory.mktemp("vlmeval")
+    lmu_data = root / "LMUData"
+    for name in DATASETS:
+        vb.write_tiny_tsv(name, lmu_data, scale=SCALE, bad_rows=True)
+    checkpoint = tiny_checkpoint("llava_onevision")
+    return root, vlmeval_env(root, lmu_data), checkpoint
+
+
+def focus_args(checkpoint, work_dir: Path, *extra: str, maps: Path | None = None) -> list[str]:
+    model_args = f"pretrained={checkpoint},{MODEL_ARGS}" + (f",save_maps={maps}" if maps else "")
+    return ["--model", "llava_ov_focus", "--data", *DATASETS, "--model-args", model_args, "--work-dir", str(work_dir),
+            "--trust-local-data", *extra]
+
+
+@pytest.fixture(scope="module")
+def single(setup):
+    """One process, pictures and traces in maps/, beside the lmms-eval run of the same questions."""
+    root, env, checkpoint = setup
+    lmms = run_lmms_eval(root, checkpoint, wait=False)  # two cores: the frameworks run side by side
+    code, out, err = run_vlmeval(focus_args(checkpoint, root / "one", maps=root / "maps"), env, root)
+    assert code == 0, err[-3000:]
+    lmms_code, lmms_out, lmms_err = finish(lmms)
+    assert lmms_code == 0, lmms_err[-3000:]
+    return Run(root / "one", out + err), root / "maps", lmms_samples(root / "lmms"), root / "lmms_maps"
+
+
+def run_lmms_eval(root: Path, checkpoint, wait: bool = True):
+    data = tiny_data.write_tiny_datasets(root / "lmms_data", scale=SCALE, bad_rows=True)
+    model_args = ",".join([f"pretrained={checkpoint}", "target_max_new_tokens=8", f"save_maps={root / 'lmms_maps'}",
+                           *(f"data_{key}={path}" for key, path in data.items())])
+    command = [str(Path(sys.executable).with_name("lmms-eval")), "--model", "llava_ov_focus", "--model_args", model_args,
+               "--tasks", ",".join(TASKS.values()), "--gen_kwargs", "max_new_tokens=8", "--log_samples",
+               "--output_path", str(root / "lmms")]
+    env = dict(os.environ, HF_HOME=str(root / "hf_lmms"), HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1",
+               TRANSFORMERS_OFFLINE="1")
+    process = subprocess.Popen(command, env=env, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return finish(process) if wait else process
+
+
+def lmms_samples(out: Path) -> dict[str, dict[int, DocRecord]]:
+    samples = {}
+    for path in out.rglob("*_samples_*.jsonl"):
+        task = path.name.split("_samples_")[1][:-len(".jsonl")]
+        samples[task] = {s["doc_id"]: DocRecord.from_response(s["filtered_resps"])
+                         for s in map(json.loads, path.open())}
+    return samples
+
+
+@needs_vlmevalkit
+def test_results_files_counters_and_summary(single):
+    run, maps, _, _ = single
+    assert "loaded llava_onevision checkpoint" in run.output
+    status = json.loads((run.run_dir / "status.json").read_text())["datasets"]
+    model = run.summary["model"]
+    for name in DATASETS:
+        rows = len(tiny_data.build_rows(vb.VLMEVAL_DATASETS[name], scale=SCALE, bad_rows=True))
+        entry, table = run.summary["results"][name], run.tables[name]
+        assert (status[name]["status"], status[name]["judge_model"]) == ("done", "exact_matching")
+        assert entry["error"] is None and entry["metric"] and entry["value"] is not None and entry["metrics"]
+        assert list(table.columns[-len(vlmeval_run.RECORD_COLUMNS):]) == list(vlmeval_run.RECORD_COLUMNS)
+        good, bad = table.iloc[:-2], table.iloc[-2:]  # the last two rows of each dataset are defective
+        assert (good["failed"] == 0).all() and (bad["failed"] == 1).all() and bad["fp"].isna().all()
+        # (an MME-RealWorld OCR question names no object: no search, fp 0)
+        assert (good["fp"] >= 0).all() and (good["fp_total"] > good["fp"]).all() and (good["tflops"] > 0).all()
+        assert (bad["prediction"] == "Failed to obtain answer").all() and bad["error"].str.len().gt(0).all()
+        assert (entry["questions"], entry["failed"], entry["failed_rate"]) == (rows, 2, pytest.approx(2 / rows))
+        for column in COUNTER_COLUMNS:
+            assert entry[column] == pytest.approx(good[column].mean())
+        scored = next(run.run_dir.glob(f"{model}_{name}_*.xlsx"))  # VLMEvalKit's scored copy keeps the columns
+        import pandas as pd
+
+        assert "fp" in pd.read_excel(scored).columns
+    assert "ImageLoadError" in run.tables["VStarBench"]["error"].iloc[-2]
+    assert len(list(maps.glob("*.png"))) == sum(len(t) - 2 for t in run.tables.values())
+    assert "FOCUS x VLMEvalKit" in run.output and "fp_total" in run.output  # the printed table
+
+
+@needs_vlmevalkit
+def test_answers_counters_and_prompts_equal_the_lmms_eval_run(single):
+    run, maps, lmms, lmms_maps = single
+    for name, key in vb.VLMEVAL_DATASETS.items():
+        ours, theirs = run.records(name), lmms[TASKS[key]]
+        assert sorted(ours) == sorted(theirs)
+        for index in ours:
+            assert comparable(ours[index]) == comparable(theirs[index]), (name, index)
+            if not ours[index].failed:
+                trace = json.loads((maps / f"{name}_{index}.json").read_text())
+                lmms_trace = json.loads((lmms_maps / f"{TASKS[key]}_{index}.json").read_text())
+                assert (trace["prompt"], trace["question"]) == (lmms_trace["prompt"], lmms_trace["question"])
+    answered = [r for records in lmms.values() for r in records.values() if not r.failed]
+    assert len(answered) == sum(len(t) - 2 for t in run.tables.values())
+
+
+@needs_vlmevalkit
+def test_two_processes_give_the_records_of_one(single, setup):
+    root, env, checkpoint = setup
+    code, out, err = run_vlmeval(focus_args(checkpoint, root / "two"), env, root, processes=2)
+    assert code == 0, err[-3000:]
+    two, (one, _, _, _) = Run(root / "two", out + err), single
+    assert (out + err).count("loaded llava_onevision checkpoint") == 2  # one model per rank
+    for name in DATASETS:
+        assert {i: comparable(r) for i, r in two.records(name).items()} == \
+               {i: comparable(r) for i, r in one.records(name).items()}
+    assert two.numbers() == pytest.approx(one.numbers())
+
+
+@needs_vlmevalkit
+def test_reuse_recomputes_nothing_and_keeps_the_counters(single, setup):
+    root, env, checkpoint = setup
+    run, maps, _, _ = single
+    code, out, err = run_vlmeval(focus_args(checkpoint, root / "one", "--reuse", maps=maps), env, root)
+    assert code == 0, err[-3000:]
+    assert "loaded llava_onevision checkpoint" not in out + err
+    first, again = (json.loads(path.read_text()) for path in sorted((root / "one").rglob(vlmeval_run.SUMMARY_NAME)))
+    assert first == run.summary and again["run_dir"] != first["run_dir"]
+    without_paths = lambda summary: {name: {k: v for k, v in entry.items() if k != "prediction_file"}
+                                     for name, entry in summary["results"].items()}
+    assert without_paths(again) == without_paths(first)  # measured seconds and memory included: carried over
+
+
+@needs_vlmevalkit
+def test_unknown_dataset_and_missing_data_stop_with_one_line(setup):
+    root, env, checkpoint = setup
+    empty = root / "empty_LMUData"
+    empty.mkdir()
+    # VLMEvalKit downloads a missing file: through a proxy at a closed local port it fails at once, network or not
+    no_network = {**env, "LMUData": str(empty), "https_proxy": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9"}
+    no_network.pop("no_proxy", None), no_network.pop("NO_PROXY", None)
+    origin = subprocess.run([VLMEVAL_PYTHON, "-c", "import importlib.util; print(importlib.util.find_spec('vlmeval').origin)"],
+                            capture_output=True, text=True, check=True).stdout.strip()
+    clone = Path(origin).parent.parent  # the snapshot's clone: one case names it with --vlmevalkit
+    cases = [  # (arguments, environment, exit status, the line)
+        (["--model", "llava_ov_focus", "--data", "VStarBench", "VStarBenchX", "--vlmevalkit", str(clone)], env, 2,
+         "error: unknown VLMEvalKit dataset 'VStarBenchX' (FOCUS's benchmarks there: VStarBench, HRBench4K"),
+        (["--model", "llava_ov_focus", "--data", "VStarBench", "--model-args", "device=cuda:0"], env, 2,
+         "error: llava_ov_focus: device='cuda:0', but CUDA is not available; use device=cpu"),
+        (["--model", "llava_ov_focus", "--data", "HRBench8K", "--trust-local-data"], {**env, "LMUData": str(empty)}, 2,
+         f"error: HRBench8K: no data file {empty / 'HRBench8K.tsv'} (VLMEvalKit reads $LMUData/<dataset>.tsv)"),
+        (["--model", "llava_ov_focus", "--data", "HRBench4K", "--model-args", f"pretrained={checkpoint}",
+          "--work-dir", str(root / "missing")], no_network, 1,
+         f"x HRBench4K: no data file {empty / 'HRBench4K.tsv'}, and VLMEvalKit could not get it: "),
+    ]
+    processes = [run_vlmeval(args, case_env, root, wait=False) for args, case_env, _, _ in cases]
+    for process, (_, _, status, line) in zip(processes, cases):
+        code, out, err = finish(process)
+        errors = [text for text in err.splitlines() if "focus_eval.vlmeval: error: " in text]
+        assert code == status and len(errors) == 1 and line in errors[0], (line, err[-2000:])

@@ -4,31 +4,46 @@ PIL's built-in font (Aileron) covers ASCII only: "é", "к" or "円" come out as
 `Typeface` draws each character with the first font of a chain that has a glyph for it:
 1. the font files named by the environment variable FOCUS_EVAL_FONT (several separated by
    os.pathsep), e.g. a Noto Sans CJK file for Chinese or Japanese text;
-2. those of SYSTEM_FONTS that exist (DejaVu Sans: Latin, Greek, Cyrillic and symbols; Noto
-   Sans CJK or WenQuanYi Micro Hei: Chinese, Japanese, Korean);
+2. DEFAULT_FONTS that exist: DejaVu Sans as matplotlib ships it (`matplotlib.get_data_path()`,
+   fonts/ttf/DejaVuSans.ttf; matplotlib is a dependency: one file per matplotlib version):
+   Latin, Greek, Cyrillic and symbols; then the SYSTEM_FONTS (Noto Sans CJK or WenQuanYi Micro
+   Hei: Chinese, Japanese, Korean; macOS's Arial Unicode);
 3. PIL's built-in font.
 `visible(text)` writes a character that no font of the chain has as a \\u escape and records
-that it did (`escaped`), so that a picture can say why. Pictures thus depend on the fonts
-installed; on one machine they are the same on every run.
+that it did (`escaped`), so that a picture can say why. Pictures of text that DejaVu Sans
+covers are thus the same on every machine (unless FOCUS_EVAL_FONT is set); other scripts depend
+on the system's fonts.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import warnings
 from functools import lru_cache
+from pathlib import Path
 
 from PIL import ImageDraw, ImageFont
 
 FONT_ENV = "FOCUS_EVAL_FONT"
 SYSTEM_FONTS = (
-    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",  # Debian, Ubuntu
-    "/usr/share/fonts/dejavu-sans-fonts/DejaVuSans.ttf",  # Fedora
     "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",  # Debian, Ubuntu: fonts-noto-cjk
     "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",  # Debian, Ubuntu: fonts-wqy-microhei (CJK)
     "/usr/share/fonts/google-noto-cjk/NotoSansCJK-Regular.ttc",  # Fedora
     "/System/Library/Fonts/Supplemental/Arial Unicode.ttf",  # macOS
 )
+
+
+def _matplotlib_fonts() -> tuple[str, ...]:
+    """DejaVu Sans in `matplotlib.get_data_path()` (mpl-data beside matplotlib's __init__.py),
+    found without importing matplotlib (1-2 s here)."""
+    spec = importlib.util.find_spec("matplotlib")
+    if spec is None or not spec.origin:
+        return ()
+    return (str(Path(spec.origin).with_name("mpl-data") / "fonts" / "ttf" / "DejaVuSans.ttf"),)
+
+
+DEFAULT_FONTS = (*_matplotlib_fonts(), *SYSTEM_FONTS)
 _NO_GLYPH = "\U0010ffff"  # a noncharacter: every font draws its "missing glyph" box for it
 
 
@@ -89,7 +104,7 @@ class Typeface:
 def font_files() -> list[str]:
     """The font files of the chain, FOCUS_EVAL_FONT's first."""
     configured = [path for path in os.environ.get(FONT_ENV, "").split(os.pathsep) if path]
-    return configured + [path for path in SYSTEM_FONTS if os.path.isfile(path)]
+    return configured + [path for path in DEFAULT_FONTS if os.path.isfile(path)]
 
 
 @lru_cache(maxsize=64)

@@ -16,13 +16,9 @@ from typing import Any
 import torch
 from transformers import AutoConfig
 
-from .base import HFAdapter
+from focus_eval.model_specs import DEFAULT_CHECKPOINTS
 
-DEFAULT_CHECKPOINTS = {
-    "llava_onevision": "llava-hf/llava-onevision-qwen2-7b-ov-hf",
-    "llava_1_5": "llava-hf/llava-1.5-7b-hf",
-    "qwen2_5_vl": "Qwen/Qwen2.5-VL-7B-Instruct",
-}
+from .base import HFAdapter
 
 
 @dataclass(frozen=True)

@@ -30,12 +30,11 @@ import torch
 from PIL import Image
 from transformers import BatchFeature
 
+from focus_eval.model_specs import IMAGE_ASPECTS
 from focus_eval.protocol import GridGeometry
 
 from .base import HFAdapter
 from .flops import llava_vision_flops
-
-IMAGE_ASPECTS = ("pad", "crop")  # the first is the default
 
 
 class Llava15Adapter(HFAdapter):

@@ -46,8 +46,8 @@ from tqdm import tqdm
 from focus_eval import __version__
 from focus_eval.config import DATASETS, FocusConfig
 from focus_eval.images import ImageLoadError
-from focus_eval.model_wrappers.model_args import (DEFAULT_MAX_NEW_TOKENS, MODEL_SPECS, FocusModelSpec, is_focus_model,
-                                                  model_spec, parse_model_args, positive_int, resolve_device)
+from focus_eval.model_specs import MODEL_SPECS, FocusModelSpec, is_focus_model, model_spec
+from focus_eval.model_wrappers.model_args import DEFAULT_MAX_NEW_TOKENS, parse_model_args, positive_int, resolve_device
 from focus_eval.pipeline import FocusPipeline, PipelineError
 from focus_eval.recall import add_recall
 from focus_eval.tasks.record import DocRecord, FocusQuestion

@@ -1,7 +1,7 @@
-"""The FOCUS models and their model arguments, one parser for lmms-eval and VLMEvalKit.
+"""The FOCUS models' arguments, one parser for lmms-eval and VLMEvalKit.
 
-Models: `llava_ov_focus` (LLaVA-OneVision), `llava_1_5_focus` (alias `llava15_focus`),
-`qwen2_5_vl_focus`. `parse_model_args` (lmms-eval's `--model_args`) and
+Models (`focus_eval.model_specs`): `llava_ov_focus` (LLaVA-OneVision), `llava_1_5_focus` (alias
+`llava15_focus`), `qwen2_5_vl_focus`. `parse_model_args` (lmms-eval's `--model_args`) and
 `parse_vlmeval_model_args` (`focus-eval vlmeval --model-args`) validate everything a model
 class receives before any weights are loaded:
 - model loading (`focus_eval.model_wrappers.load_adapter`'s arguments): pretrained (default:
@@ -35,9 +35,9 @@ from typing import Any
 import torch
 
 from focus_eval.config import FocusConfig, coerce_overrides, load_config
+from focus_eval.model_specs import FocusModelSpec, model_spec
 from focus_eval.model_wrappers import check_device, check_local_checkpoint, default_checkpoint, load_adapter
 from focus_eval.model_wrappers.base import ATTN_IMPLEMENTATIONS, DTYPES
-from focus_eval.model_wrappers.llava_1_5 import IMAGE_ASPECTS
 from focus_eval.outputs import check_writable_dir
 from focus_eval.tasks.schemas import SCHEMAS
 from focus_eval.tasks.sources import check_local_dataset
@@ -46,38 +46,6 @@ DATA_PREFIX = "data_"
 DOCUMENT_FIELDS = {"dataset", "answer_scheme"}  # FocusConfig fields each question sets, not model arguments
 # Answer length limit when the benchmark sets none (the default of lmms-eval's llava and llava_onevision models).
 DEFAULT_MAX_NEW_TOKENS = 1024
-
-
-@dataclass(frozen=True)
-class FocusModelSpec:
-    model_id: str
-    family: str  # configs/<family>.yaml and the adapter family
-    class_name: str  # in lmms_models
-    aliases: tuple[str, ...] = ()
-    processor_defaults: dict[str, int] = field(default_factory=dict)  # processor options and defaults
-    processor_choices: dict[str, tuple[str, ...]] = field(default_factory=dict)  # options -> values, default first
-
-
-MODEL_SPECS = (
-    FocusModelSpec("llava_ov_focus", "llava_onevision", "LlavaOneVisionFocus"),
-    FocusModelSpec("llava_1_5_focus", "llava_1_5", "Llava15Focus", aliases=("llava15_focus",),
-                   processor_choices={"image_aspect": IMAGE_ASPECTS}),
-    # lmms-eval's built-in qwen2_5_vl model resizes images within these bounds
-    FocusModelSpec("qwen2_5_vl_focus", "qwen2_5_vl", "Qwen25VLFocus",
-                   processor_defaults={"min_pixels": 256 * 28 * 28, "max_pixels": 1605632}),
-)
-_BY_NAME = {name: spec for spec in MODEL_SPECS for name in (spec.model_id, *spec.aliases)}
-
-
-def is_focus_model(model: Any) -> bool:
-    """Whether a `--model` value names one of these models (or an alias)."""
-    return isinstance(model, str) and model in _BY_NAME
-
-
-def model_spec(name: str) -> FocusModelSpec:
-    if name not in _BY_NAME:
-        raise ValueError(f"unknown FOCUS model {name!r}; known: {', '.join(_BY_NAME)}")
-    return _BY_NAME[name]
 
 
 @dataclass(frozen=True)

@@ -61,8 +61,8 @@ from typing import Any, Sequence
 
 import torch
 
-from focus_eval.model_wrappers.model_args import (FocusModelArgs, is_focus_model, parse_vlmeval_model_args,
-                                                  resolve_device)
+from focus_eval.model_specs import is_focus_model
+from focus_eval.model_wrappers.model_args import FocusModelArgs, parse_vlmeval_model_args, resolve_device
 from focus_eval.model_wrappers.vlmeval_benchmarks import VLMEVAL_DATASETS
 from focus_eval.tasks.common import mean_reported
 from focus_eval.tasks.record import COUNTER_COLUMNS, DocRecord

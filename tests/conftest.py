@@ -44,3 +44,22 @@ def tiny_adapter(tiny_checkpoint):
         return loaded[key]
 
     return load
+
+
+@pytest.fixture(scope="session")
+def vlmeval_setup(tmp_path_factory, tiny_checkpoint):
+    """Tiny TSVs and VLMEvalKit's environment for the tiny LLaVA-OneVision (tests/vlmeval_e2e.py)."""
+    from vlmeval_e2e import prepare
+
+    return prepare(tmp_path_factory.mktemp("vlmeval"), tiny_checkpoint("llava_onevision"))
+
+
+@pytest.fixture(scope="session")
+def vlmeval_single(vlmeval_setup):
+    """One real VLMEvalKit run and the lmms-eval run of the same questions (tests/vlmeval_e2e.py),
+    made once per session for test_vlmeval.py and test_compare.py; tests must not write into it."""
+    from vlmeval_e2e import VLMEVAL_PYTHON, run_both
+
+    if VLMEVAL_PYTHON is None:
+        pytest.skip("FOCUS_VLMEVAL_PYTHON not set (make test sets it after `make vlmeval-env`)")
+    return run_both(vlmeval_setup)

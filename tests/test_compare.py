@@ -1,4 +1,4 @@
-"""`focus-eval compare` on real lmms-eval output folders.
+"""`focus-eval compare` on real lmms-eval and VLMEvalKit output folders.
 
 One lmms-eval console-script call per test session (`runs`) writes, on the tiny datasets
 (4 questions per task): FOCUS on the tiny untrained LLaVA-OneVision at two budgets (the second
@@ -8,6 +8,10 @@ own `llava_hf` model on the tiny LLaVA-1.5 with the built-in `vstar_bench` task 
 its dataset is put in the datasets cache under the hub id, so the built-in task reads it
 offline). Then the real `focus-eval` script compares them next to the paper's LLaVA-OV-7B
 numbers. Expected values are read from lmms-eval's results files, not from compare's code.
+
+VLMEvalKit: the session's run of the real VLMEvalKit and the lmms-eval run of the same questions
+(tests/vlmeval_e2e.py, shared with test_vlmeval.py; skipped without FOCUS_VLMEVAL_PYTHON) are
+compared with each other; expected values come from VLMEvalKit's and lmms-eval's own files.
 """
 
 import csv
@@ -21,8 +25,11 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from focus_eval.compare.names import COUNTERS, FAILURES, LMMS_EVAL_METRICS, LMMS_EVAL_RECALL
+from focus_eval.compare.report import RECALL_NOTE
 from focus_eval.compare.stats import wilson
 from focus_eval.tasks import tiny_data
+from vlmeval_e2e import needs_vlmevalkit
 
 BIN = Path(sys.executable).parent
 LIMIT = 4
@@ -129,10 +136,14 @@ def test_tables_hold_each_runs_numbers_with_intervals_and_settings(runs, compare
         assert int(row["n"]) == n == LIMIT
         low, high = wilson(values["vstar_overall_acc,none"], n)
         assert (float(row["ci_low"]), float(row["ci_high"])) == pytest.approx((low, high), abs=0.005)
-        assert row["method"] == ("FOCUS" if name.startswith("focus") else "vanilla") and row["failed"] == "n/a"
-        for counter in ("fp", "fp_total"):
+        assert row["method"] == ("FOCUS" if name.startswith("focus") else "vanilla")
+        for counter in ("fp", "fp_total", "failed", "roi_recall"):
             expected = values.get(f"{counter},none")
-            assert row[counter] == "n/a" if expected is None else float(row[counter]) == pytest.approx(expected, abs=0.005)
+            shown = row["recall" if counter == "roi_recall" else counter]
+            scale = 100 if counter == "roi_recall" else 1  # a fraction, shown in percent
+            assert shown == "n/a" if expected is None else float(shown) == pytest.approx(expected * scale, abs=0.005)
+        # our tasks report every failure count and FOCUS's recall (the tiny V*Bench rows carry GT boxes)
+        assert (row["failed"] == "n/a") == (name == "llava_hf") and (row["recall"] != "n/a") == name.startswith("focus")
         assert row["model"] == (models["llava_1_5"] if name == "llava_hf" else models["ov"])
         assert row["runner"] == ("llava_hf" if name == "llava_hf" else "llava_ov_focus")
         assert row["paper"] == ""  # the tiny model is not the paper's model
@@ -146,6 +157,9 @@ def test_tables_hold_each_runs_numbers_with_intervals_and_settings(runs, compare
     assert len(paper) == 12 * 3 + 1  # Table 10: 12 configurations x (overall, attribute, spatial); Table 13's vanilla
     markdown = (out / "compare.md").read_text()
     assert done.stdout == markdown.split("\n## Plots")[0]
+    vstar_section, hrbench_section = markdown.split("## Efficiency")[0].split("## HRBench-4K")
+    assert f"; {RECALL_NOTE}\n" in vstar_section and " | failed | recall | paper | diff | in CI |" in vstar_section
+    assert "recall" not in hrbench_section  # no row of it has a recall: no column
     assert ("| paper (Table 10) |  | LLaVA-OV-7B | FOCUS | Steps-4 (overrun) | 191 | 92.15 | [87.45, 95.19] | 7.63 |"
             in markdown)
     hr = {r["source"] for r in table(out / "hrbench4k.csv")}
@@ -199,13 +213,23 @@ def test_plots_are_drawn_from_the_tables_numbers(runs, compared):
     assert len(table(out / "vstar_tflops.points.csv")) == len(names) + 1 - (names[-1] == "llava_hf")  # ours only
 
 
+def test_every_metric_of_our_tasks_is_one_compare_knows():
+    """Accuracies, counters, failures and recall: nothing our tasks report is 'not compared'."""
+    from focus_eval.model_wrappers.vlmeval_benchmarks import task_config
+
+    for key, accuracies in LMMS_EVAL_METRICS.items():
+        reported = {metric["metric"] for metric in task_config(key)["metric_list"]}
+        assert set(accuracies) <= reported <= {*accuracies, *COUNTERS, *FAILURES, LMMS_EVAL_RECALL}, key
+
+
 def test_folder_without_results_is_a_clear_error(tmp_path):
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "notes.txt").write_text("no results here")
     done = compare(["empty"], tmp_path)
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr == ("focus-eval: error: empty: no results found (lmms-eval: *_results.json from "
-                           "--output_path)\n")
+                           "--output_path; VLMEvalKit: focus_summary.json or status.json in "
+                           "<work-dir>/<model>/<eval id>/)\n")
     (tmp_path / "bad_results.json").write_text("{not json")
     done = compare(["bad_results.json"], tmp_path)
     assert done.returncode == 2 and done.stderr.startswith("focus-eval: error: bad_results.json: cannot read it as JSON")
@@ -243,9 +267,11 @@ def test_published_for_runs_of_a_model_the_paper_lacks(runs, models):
 
 
 def test_compare_imports_neither_torch_nor_lmms_eval():
+    """Nor transformers: the FOCUS models' table (focus_eval.model_specs) is shared, not copied."""
+    heavy = ("torch", "transformers", "lmms_eval", "vlmeval", "matplotlib", "pandas")
     code = ("import sys, focus_eval.cli, focus_eval.compare.command, focus_eval.compare.report, "
-            "focus_eval.compare.reproduce; assert not {'torch', 'lmms_eval', 'matplotlib'} & set(sys.modules), "
-            "sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'lmms_eval', 'matplotlib'))")
+            f"focus_eval.compare.reproduce; loaded = sorted(m for m in sys.modules if m.split('.')[0] in {heavy!r}); "
+            "assert not loaded, loaded")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
 
@@ -253,17 +279,19 @@ def test_compare_imports_neither_torch_nor_lmms_eval():
 def test_runs_of_the_papers_models_sit_next_to_its_numbers(runs, tmp_path):
     """Real results files relabelled as runs of the paper's checkpoints: the paper's number for the
     same configuration, the difference and whether it lies in the run's interval; "*" where the
-    paper states no setting (Table 5's FOCUS with Qwen-2.5-VL)."""
+    paper states no setting (Table 5's FOCUS with Qwen-2.5-VL); the paper's recall beside ours
+    where it gives one (Table 3, LLaVA-1.5 at its default Steps-8 (overrun))."""
     _, _, results = runs
-    relabelled = {"ov": ("llava_ov_focus", "llava-hf/llava-onevision-qwen2-7b-ov-hf"),
-                  "qwen": ("qwen2_5_vl_focus", "Qwen/Qwen2.5-VL-7B-Instruct")}
-    for name, (runner, checkpoint) in relabelled.items():
+    relabelled = {"ov": ("llava_ov_focus", "llava-hf/llava-onevision-qwen2-7b-ov-hf,n_steps=1,overrun=false"),
+                  "qwen": ("qwen2_5_vl_focus", "Qwen/Qwen2.5-VL-7B-Instruct,n_steps=1,overrun=false"),
+                  "llava15": ("llava_1_5_focus", "llava-hf/llava-1.5-7b-hf")}
+    for name, (runner, model_args) in relabelled.items():
         data = json.loads(json.dumps(results["focus-1"]))
         data["config"]["model"] = runner
-        data["config"]["model_args"] = f"pretrained={checkpoint},n_steps=1,overrun=false"
+        data["config"]["model_args"] = f"pretrained={model_args}"
         (tmp_path / name).mkdir()
         (tmp_path / name / "20260101_000000_results.json").write_text(json.dumps(data))
-    done = compare(["ov", "qwen", "--published", "--out", "out"], tmp_path)
+    done = compare(["ov", "qwen", "llava15", "--published", "--out", "out"], tmp_path)
     assert done.returncode == 0, done.stderr
     rows = {(r["source"], r["benchmark"]): r for r in table(tmp_path / "out" / "vstar.csv") if r["metric"] == "overall"}
     accuracy = results["focus-1"]["results"]["vstar"]["vstar_overall_acc,none"]
@@ -277,3 +305,79 @@ def test_runs_of_the_papers_models_sit_next_to_its_numbers(runs, tmp_path):
     hr = {r["source"]: r for r in table(tmp_path / "out" / "hrbench4k.csv") if r["metric"] == "overall"}
     assert hr["ov"]["paper"] == "69.00" and hr["qwen"]["paper"] == "79.25*"
     assert hr["ov"]["paper_table"] == "Table 10" and hr["qwen"]["paper_table"] == "Table 5"
+    recall = 100 * results["focus-1"]["results"]["vstar"]["roi_recall,none"]
+    llava15 = rows[("llava15", "vstar")]
+    assert (llava15["setting"], llava15["paper"], llava15["paper_table"]) == ("Steps-8 (overrun)", "72.77",
+                                                                              "Table 3, 10, 13, 14, 15")
+    assert (float(llava15["recall"]), llava15["paper_recall"]) == (pytest.approx(recall), "77.49")
+    assert rows[("ov", "vstar")]["paper_recall"] == "" and hr["llava15"]["paper_recall"] == ""  # not in the paper
+    paper_rows = [r for r in table(tmp_path / "out" / "vstar.csv") if r["source"] == "paper" and r["recall"]]
+    assert sorted(r["recall"] for r in paper_rows) == ["18.37", "38.48", "63.47", "75.56", "76.17", "77.49"]  # Table 3
+    line = next(line for line in done.stdout.splitlines() if line.startswith("| llava15 |"))  # V*Bench's table first
+    assert line.startswith("| llava15 | llava_1_5_focus | LLaVA-1.5-7B | FOCUS | Steps-8 (overrun) | ")
+    assert f" | {LIMIT} | " in line and f" | {recall:.2f} | 72.77 | 77.49 | {accuracy - 72.77:.2f} | " in line
+
+
+# ---- VLMEvalKit runs (tests/vlmeval_e2e.py: made once per session, shared with test_vlmeval.py) ----
+
+VLMEVAL_OVERALL = {"VStarBench": "split=none|Overall", "HRBench4K": "cycle=Average|type=all|accuracy",
+                   "HRBench8K": "cycle=Average|type=all|accuracy", "MME-RealWorld-Lite": "Overall"}
+
+
+@needs_vlmevalkit
+def test_vlmevalkit_and_lmms_eval_runs_of_the_same_questions_show_the_same_numbers(vlmeval_single, tmp_path):
+    """The same questions through both frameworks (one question's answer and counters are equal in
+    both, test_vlmeval.py): the same accuracies, questions, failures and counters in compare's
+    tables, each beside the framework's own numbers; nothing of either run left out."""
+    runs = vlmeval_single
+    done = compare([str(runs.lmms_dir), str(runs.work_dir), "--out", "out"], tmp_path)
+    assert done.returncode == 0, done.stderr
+    (summary_file,) = runs.work_dir.rglob("focus_summary.json")
+    summary = json.loads(summary_file.read_text())
+    (lmms_file,) = runs.lmms_dir.rglob("*_results.json")
+    lmms = json.loads(lmms_file.read_text())
+    same = ("model", "method", "setting", "options", "n", "accuracy", "fp", "fp_total", "tflops", "failed")
+    for dataset, entry in summary["results"].items():
+        benchmark = entry["benchmark"]
+        rows = {(r["source"], r["metric"]): r for r in table(tmp_path / "out" / f"{benchmark}.csv")}
+        metrics = {metric for _, metric in rows}
+        assert {(source, metric) for metric in metrics for source in (str(runs.lmms_dir), str(runs.work_dir))} == set(rows)
+        for metric in metrics:
+            vlmevalkit, lmms_eval = rows[(str(runs.work_dir), metric)], rows[(str(runs.lmms_dir), metric)]
+            assert [vlmevalkit[c] for c in same] == [lmms_eval[c] for c in same], (dataset, metric)
+        overall = rows[(str(runs.work_dir), "overall")]
+        assert overall["runner"] == f"{summary['model']} (VLMEvalKit)" and overall["setting"] == "Steps-8 (overrun)"
+        assert float(overall["accuracy"]) == pytest.approx(100 * entry["metrics"][VLMEVAL_OVERALL[dataset]])
+        assert int(overall["n"]) == entry["questions"] == lmms["n-samples"][benchmark]["effective"]
+        assert int(overall["failed"]) == entry["failed"] == lmms["results"][benchmark]["failed,none"] == 2
+        assert float(overall["fp"]) == pytest.approx(entry["fp"], abs=0.005)
+
+
+@needs_vlmevalkit
+def test_a_vlmevalkit_run_without_our_summary_is_read_from_its_status(vlmeval_single, tmp_path):
+    """VLMEvalKit's own record of a run (what a run of its own models leaves): accuracy in percent
+    (the tiny model's are all 0, so one is set to 0.5), questions from the prediction file, no
+    counters; a dataset that did not finish is named, not dropped; the model folder's links to
+    its latest run are not read again."""
+    shutil.copytree(vlmeval_single.work_dir, tmp_path / "work", symlinks=True)
+    (summary_file,) = (tmp_path / "work").rglob("focus_summary.json")
+    questions = {name: entry["questions"] for name, entry in json.loads(summary_file.read_text())["results"].items()}
+    summary_file.unlink()
+    status_file = summary_file.with_name("status.json")
+    status = json.loads(status_file.read_text())
+    status["datasets"]["VStarBench"]["metrics"]["split=none|Overall"] = 0.5
+    status["datasets"]["HRBench8K"]["status"] = "infer"
+    status_file.write_text(json.dumps(status))
+    done = compare(["work", "--out", "out"], tmp_path)
+    assert done.returncode == 1
+    assert "- not compared: work: HRBench8K did not finish in VLMEvalKit (status 'infer')" in done.stdout
+    assert "- work: no focus_summary.json (not a focus-eval vlmeval run): VLMEvalKit's model " in done.stdout
+    (row,) = [r for r in table(tmp_path / "out" / "vstar.csv") if r["metric"] == "overall"]
+    model = status["model_name"]
+    assert (row["source"], row["runner"], row["model"], row["method"]) == ("work", f"{model} (VLMEvalKit)", model,
+                                                                            "vanilla")
+    assert (float(row["accuracy"]), int(row["n"])) == (50.0, questions["VStarBench"])
+    assert all(row[c] == "n/a" for c in ("fp", "fp_total", "tflops", "seconds", "failed", "recall"))
+    hr = [r for r in table(tmp_path / "out" / "hrbench4k.csv") if r["metric"] == "overall"]
+    assert [int(r["n"]) for r in hr] == [questions["HRBench4K"]]
+    assert not (tmp_path / "out" / "hrbench8k.csv").exists()

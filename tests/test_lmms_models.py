@@ -10,6 +10,7 @@ import torch
 from loguru import logger
 from PIL import Image
 
+from focus_eval.model_specs import MODEL_SPECS, is_focus_model
 from focus_eval.model_wrappers.lmms_models import (
     DEFAULT_MAX_NEW_TOKENS,
     Decoding,
@@ -18,7 +19,7 @@ from focus_eval.model_wrappers.lmms_models import (
     ResponseStore,
     manifests,
 )
-from focus_eval.model_wrappers.model_args import MODEL_SPECS, is_focus_model, parse_model_args, resolve_device
+from focus_eval.model_wrappers.model_args import parse_model_args, resolve_device
 from focus_eval.pipeline import FocusPipeline
 from focus_eval.tasks import sources, tiny_data
 from focus_eval.tasks.record import DocRecord

@@ -12,13 +12,14 @@ from pathlib import Path
 import pytest
 
 from focus_eval.compare import reproduce
-from focus_eval.compare.names import BENCHMARKS, FAMILY_MODELS, FOCUS_MODELS, model_name, task_of
+from focus_eval.compare.names import BENCHMARKS, FAMILY_MODELS, focus_family, focus_model_id, model_name, task_of
 from focus_eval.compare.published import COLUMNS, published_rows, published_text
 from focus_eval.compare.report import build_report, paper_rows
 from focus_eval.compare.runs import RunData
 from focus_eval.compare.settings import setting_name, setting_options
 from focus_eval.compare.stats import cost_to_reach, efficiency_ratio, pareto_front, wilson
 from focus_eval.config import DATASETS, load_config
+from focus_eval.model_specs import MODEL_SPECS
 from paper_tables import PAPER, read_tables
 
 REPO = Path(__file__).resolve().parent.parent
@@ -92,12 +93,13 @@ def test_names_across_frameworks():
     assert model_name("/tmp/x/tiny-llava_1_5") == "tiny-llava_1_5"
 
 
-def test_focus_model_names_follow_the_lmms_eval_models():
-    from focus_eval.model_wrappers import default_checkpoint
-    from focus_eval.model_wrappers.lmms_models import MODEL_SPECS
-
-    assert FOCUS_MODELS == {name: spec.family for spec in MODEL_SPECS for name in (spec.model_id, *spec.aliases)}
-    assert all(model_name(default_checkpoint(family)) == model for family, model in FAMILY_MODELS.items())
+def test_every_family_defaults_to_a_paper_model():
+    assert set(FAMILY_MODELS) == {spec.family for spec in MODEL_SPECS}
+    assert FAMILY_MODELS == {"llava_1_5": "LLaVA-1.5-7B", "llava_onevision": "LLaVA-OV-7B", "qwen2_5_vl": "Qwen-2.5-VL-7B"}
+    assert {model: focus_model_id(model) for model in FAMILY_MODELS.values()} == {
+        "LLaVA-1.5-7B": "llava_1_5_focus", "LLaVA-OV-7B": "llava_ov_focus", "Qwen-2.5-VL-7B": "qwen2_5_vl_focus"}
+    assert (focus_family("llava15_focus"), focus_family("llava_hf"), focus_model_id("LLaVA-7B (SEAL)")) == (
+        "llava_1_5", None, None)
 
 
 def test_every_focus_and_vanilla_setting_of_the_paper_round_trips_through_our_options():

@@ -4,6 +4,7 @@ import math
 
 from pathlib import Path
 
+import matplotlib
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
@@ -212,7 +213,7 @@ def test_a_long_answer_takes_at_most_max_text_lines_of_the_header():
 def font_chain(monkeypatch):
     """font_chain(*paths): the picture fonts are these files, then PIL's built-in font."""
     def use(*paths):
-        monkeypatch.setattr(fonts, "SYSTEM_FONTS", ())
+        monkeypatch.setattr(fonts, "DEFAULT_FONTS", ())
         monkeypatch.setenv(fonts.FONT_ENV, ":".join(str(path) for path in paths))
     return use
 
@@ -232,10 +233,19 @@ def test_text_no_font_can_draw_is_escaped_and_the_picture_says_why(font_chain):
     render_explanation(trace, image, [])
 
 
-DEJAVU = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
+DEJAVU = str(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf")  # shipped with matplotlib
 
 
-@pytest.mark.skipif(not Path(DEJAVU).is_file(), reason="needs a font with Cyrillic (DejaVu Sans)")
+def test_default_fonts_are_matplotlibs_dejavu_sans_then_system_cjk_fonts(monkeypatch):
+    """The first font is the same file on every machine: Latin, Greek and Cyrillic text is drawn alike."""
+    monkeypatch.delenv(fonts.FONT_ENV, raising=False)
+    assert fonts.font_files() == [DEJAVU, *(path for path in fonts.SYSTEM_FONTS if Path(path).is_file())]
+    typeface = fonts.Typeface(17)
+    text = "\u043a\u0440\u0430\u0441\u043d\u044b\u0439 caf\xe9 \u03b1"  # Cyrillic, Latin-1, Greek
+    assert typeface.visible(text) == text and not typeface.escaped
+    assert {typeface._font(ch).path for ch in text if not ch.isspace()} == {DEJAVU}
+
+
 def test_a_font_from_focus_eval_font_draws_non_latin_text_as_text(font_chain, tmp_path):
     font_chain(tmp_path / "missing.ttf", DEJAVU)
     with pytest.warns(UserWarning, match="cannot open font .*missing.ttf"):

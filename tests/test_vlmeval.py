@@ -5,8 +5,8 @@ lmms-eval builds for the same questions; the prediction-file columns and the sum
 the errors found before VLMEvalKit is imported.
 
 End to end (`make test` sets FOCUS_VLMEVAL_PYTHON to the VLMEvalKit environment's python, built
-by `make vlmeval-env` from the vendored snapshot; without it these tests are skipped): the real
-VLMEvalKit run.py on the tiny LLaVA-OneVision and tiny TSVs in VLMEvalKit's columns for
+by `make vlmeval-env` from the vendored snapshot; without it these tests are skipped; the shared
+runs are made by tests/vlmeval_e2e.py): the real VLMEvalKit run.py on the tiny LLaVA-OneVision and tiny TSVs in VLMEvalKit's columns for
 VStarBench, HRBench4K, HRBench8K and MME-RealWorld-Lite. Its result files appear with the
 counter columns and the summary; every question's answer, failure and counters equal those of
 the lmms-eval run of the same questions, and so does the prompt each pipeline was given; two
@@ -16,7 +16,7 @@ non-zero exit status.
 """
 
 import json
-import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -28,12 +28,8 @@ from focus_eval.model_wrappers import vlmeval_run
 from focus_eval.model_wrappers.lmms_models import Decoding
 from focus_eval.tasks import sources, tiny_data
 from focus_eval.tasks.record import COUNTER_COLUMNS, DocRecord, FocusQuestion
+from vlmeval_e2e import DATASETS, SCALE, TASKS, VLMEVAL_PYTHON, finish, focus_args, needs_vlmevalkit, run_vlmeval
 
-TESTS_DIR = Path(__file__).resolve().parent
-SCALE = 0.05
-DATASETS = tuple(vb.VLMEVAL_DATASETS)  # VStarBench HRBench4K HRBench8K MME-RealWorld-Lite
-TASKS = {key: key for key in vb.VLMEVAL_DATASETS.values()}  # our lmms-eval task of each benchmark
-VLMEVAL_PYTHON = os.environ.get("FOCUS_VLMEVAL_PYTHON") and os.path.abspath(os.environ["FOCUS_VLMEVAL_PYTHON"])
 TIMING = ("seconds", "total_seconds", "peak_mem_gb")  # measured, not computed: differ between runs
 
 
@@ -156,30 +152,6 @@ def test_console_script_subcommand(tmp_path):
 
 # ---- end to end: the real VLMEvalKit ---------------------------------------------------------
 
-needs_vlmevalkit = pytest.mark.skipif(VLMEVAL_PYTHON is None, reason="FOCUS_VLMEVAL_PYTHON not set (make test sets "
-                                      "it after `make vlmeval-env`)")
-MODEL_ARGS = "target_max_new_tokens=8,max_new_tokens=8"  # short replies: the tiny model's are gibberish
-
-
-def vlmeval_env(root: Path, lmu_data: Path) -> dict:
-    env = dict(os.environ, LMUData=str(lmu_data), HOME=str(root), HF_HOME=str(root / "hf"), HF_HUB_OFFLINE="1",
-               HF_DATASETS_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
-    env.pop("MMEVAL_ROOT", None)
-    return env
-
-
-def run_vlmeval(args: list[str], env: dict, cwd: Path, processes: int = 1, wait: bool = True):
-    launcher = [] if processes == 1 else ["-m", "torch.distributed.run", "--nproc-per-node", str(processes)]
-    command = [VLMEVAL_PYTHON, *launcher, str(TESTS_DIR / "vlmeval_cpu.py"), *args]
-    process = subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    return finish(process) if wait else process
-
-
-def finish(process) -> tuple[int, str, str]:
-    out, err = process.communicate(timeout=900)
-    return process.returncode, out, err
-
-
 class Run:
     """One VLMEvalKit run folder: summary, prediction tables, records by dataset and index."""
 
@@ -215,44 +187,16 @@ def comparable(record: DocRecord) -> tuple:
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory, tiny_checkpoint):
-    root = tmp_path_factory.mktemp("vlmeval")
-    lmu_data = root / "LMUData"
-    for name in DATASETS:
-        vb.write_tiny_tsv(name, lmu_data, scale=SCALE, bad_rows=True)
-    checkpoint = tiny_checkpoint("llava_onevision")
-    return root, vlmeval_env(root, lmu_data), checkpoint
-
-
-def focus_args(checkpoint, work_dir: Path, *extra: str, maps: Path | None = None) -> list[str]:
-    model_args = f"pretrained={checkpoint},{MODEL_ARGS}" + (f",save_maps={maps}" if maps else "")
-    return ["--model", "llava_ov_focus", "--data", *DATASETS, "--model-args", model_args, "--work-dir", str(work_dir),
-            "--trust-local-data", *extra]
+def setup(vlmeval_setup):
+    return vlmeval_setup.root, vlmeval_setup.env, vlmeval_setup.checkpoint
 
 
 @pytest.fixture(scope="module")
-def single(setup):
-    """One process, pictures and traces in maps/, beside the lmms-eval run of the same questions."""
-    root, env, checkpoint = setup
-    lmms = run_lmms_eval(root, checkpoint, wait=False)  # two cores: the frameworks run side by side
-    code, out, err = run_vlmeval(focus_args(checkpoint, root / "one", maps=root / "maps"), env, root)
-    assert code == 0, err[-3000:]
-    lmms_code, lmms_out, lmms_err = finish(lmms)
-    assert lmms_code == 0, lmms_err[-3000:]
-    return Run(root / "one", out + err), root / "maps", lmms_samples(root / "lmms"), root / "lmms_maps"
-
-
-def run_lmms_eval(root: Path, checkpoint, wait: bool = True):
-    data = tiny_data.write_tiny_datasets(root / "lmms_data", scale=SCALE, bad_rows=True)
-    model_args = ",".join([f"pretrained={checkpoint}", "target_max_new_tokens=8", f"save_maps={root / 'lmms_maps'}",
-                           *(f"data_{key}={path}" for key, path in data.items())])
-    command = [str(Path(sys.executable).with_name("lmms-eval")), "--model", "llava_ov_focus", "--model_args", model_args,
-               "--tasks", ",".join(TASKS.values()), "--gen_kwargs", "max_new_tokens=8", "--log_samples",
-               "--output_path", str(root / "lmms")]
-    env = dict(os.environ, HF_HOME=str(root / "hf_lmms"), HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1",
-               TRANSFORMERS_OFFLINE="1")
-    process = subprocess.Popen(command, env=env, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    return finish(process) if wait else process
+def single(vlmeval_single):
+    """One process, pictures and traces in maps/, beside the lmms-eval run of the same questions
+    (tests/vlmeval_e2e.py)."""
+    runs = vlmeval_single
+    return Run(runs.work_dir, runs.output), runs.maps, lmms_samples(runs.lmms_dir), runs.lmms_maps
 
 
 def lmms_samples(out: Path) -> dict[str, dict[int, DocRecord]]:
@@ -326,10 +270,12 @@ def test_two_processes_give_the_records_of_one(single, setup):
 def test_reuse_recomputes_nothing_and_keeps_the_counters(single, setup):
     root, env, checkpoint = setup
     run, maps, _, _ = single
-    code, out, err = run_vlmeval(focus_args(checkpoint, root / "one", "--reuse", maps=maps), env, root)
+    work_dir = root / "reuse"  # a copy: the shared run stays as it is
+    shutil.copytree(run.run_dir.parent.parent, work_dir, symlinks=True)
+    code, out, err = run_vlmeval(focus_args(checkpoint, work_dir, "--reuse", maps=maps), env, root)
     assert code == 0, err[-3000:]
     assert "loaded llava_onevision checkpoint" not in out + err
-    first, again = (json.loads(path.read_text()) for path in sorted((root / "one").rglob(vlmeval_run.SUMMARY_NAME)))
+    first, again = (json.loads(path.read_text()) for path in sorted(work_dir.rglob(vlmeval_run.SUMMARY_NAME)))
     assert first == run.summary and again["run_dir"] != first["run_dir"]
     without_paths = lambda summary: {name: {k: v for k, v in entry.items() if k != "prediction_file"}
                                      for name, entry in summary["results"].items()}

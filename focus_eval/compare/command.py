@@ -4,7 +4,9 @@
     focus-eval compare RUN [RUN ...] [--published] [--paper-models MODELS] [--out DIR] [--title TEXT]
 
 RUN: an lmms-eval output folder (every `*_results.json` under it) or one results file, of
-our FOCUS models (FOCUS or method=vanilla) or of any other lmms-eval model. Prints one
+our FOCUS models (FOCUS or method=vanilla) or of any other lmms-eval model; or a VLMEvalKit
+work dir (every run under it) or one run's `focus_summary.json` (`focus-eval vlmeval`) or
+`status.json` (any VLMEvalKit model: accuracy only). Prints one
 Markdown table per benchmark (report.py), the efficiency ratios of A.2 and notes on whatever
 was not compared. --published adds the paper's numbers for the runs' models and benchmarks;
 --paper-models (implies --published) chooses the models: `all`, or comma-separated paper names
@@ -14,8 +16,8 @@ benchmark <benchmark>_fp.png and <benchmark>_tflops.png with <name>.points.csv (
 --title adds a line to every plot title.
 
 Exit status: 0 everything compared; 1 compared, but something in the runs was not (a task of
-no known benchmark, an unknown metric, an accuracy that is not a number; listed on stderr and in
-the notes); 2 bad usage or input (a RUN without results, an unreadable results file, an
+no known benchmark, an unknown metric, an accuracy that is not a number, a dataset VLMEvalKit did
+not finish; listed on stderr and in the notes); 2 bad usage or input (a RUN without results, an unreadable results file, an
 unknown MODELS name), one line on stderr.
 """
 
@@ -34,7 +36,9 @@ HELP = "runs next to each other and to the paper: tables, plots, efficiency rati
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("runs", nargs="*", metavar="RUN", help="lmms-eval output folder or results JSON file")
+    parser.add_argument("runs", nargs="*", metavar="RUN",
+                        help="lmms-eval output folder or results JSON file; VLMEvalKit work dir, focus_summary.json "
+                             "or status.json")
     parser.add_argument("--published", action="store_true",
                         help="add the paper's numbers for the runs' models; without RUN: print them as CSV")
     parser.add_argument("--paper-models", metavar="MODELS",

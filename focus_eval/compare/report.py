@@ -8,14 +8,15 @@ Tables show the benchmark's headline metrics (`names.BENCHMARKS`); the CSV writt
   paper's names, `settings.py`), options (FOCUS options that differ between the table's
   runs and are not part of the setting, e.g. k=20);
 - n, accuracy and its 95% Wilson interval (`stats.wilson`; the paper's rows use the full
-  benchmark's question count), fp, fp_total, tflops, seconds, failed ("n/a" where a run
-  does not report it);
+  benchmark's question count), fp, fp_total, tflops, seconds, failed, recall (V*Bench's ROI
+  recall in percent, `RECALL_NOTE`; a Markdown table has the column where one of its rows has
+  a recall) ("n/a" where a run does not report it);
 - with the paper: for each run row the paper's number for the same model, method, setting,
   benchmark and metric (for a FOCUS setting the paper leaves unstated, its FOCUS number,
-  marked "*"), the difference run - paper in points, and whether the paper's number lies in
-  the run's interval.
-A paper number printed by several tables is one row listing them; its fp, tflops and seconds
-are each taken from the first of those tables that prints one (Table 13's 2.19 s, Table
+  marked "*"), its recall where the paper gives one (Table 3), the difference run - paper in
+  points, and whether the paper's number lies in the run's interval.
+A paper number printed by several tables is one row listing them; its fp, tflops, seconds and
+recall are each taken from the first of those tables that prints one (Table 13's 2.19 s, Table
 14's 2.27 s for the same FOCUS run: the first wins).
 """
 
@@ -36,19 +37,24 @@ PAPER = "paper"
 # FocusConfig fields the setting name already states, or that are the same for every question of a benchmark.
 _IN_SETTING = {"method", "n_steps", "overrun", "relevance", "ranking", "layer_start", "layer_end", "answer_scheme",
                "dataset"}
-_COST_METRICS = ("seconds", "tflops")
-_NOT_ACCURACY = ("recall", "peak_mem_gb", *_COST_METRICS)
+# The paper's numbers that are columns of its accuracy rows (of the same table and configuration), not rows.
+_ROW_EXTRAS = ("seconds", "tflops", "recall")
+_NOT_ACCURACY = ("peak_mem_gb", *_ROW_EXTRAS)
 CSV_COLUMNS = ("source", "table", "runner", "model", "method", "setting", "options", "benchmark", "metric", "n",
-               "accuracy", "ci_low", "ci_high", "fp", "fp_total", "tflops", "seconds", "failed", "paper", "paper_table",
-               "diff", "in_ci")
+               "accuracy", "ci_low", "ci_high", "fp", "fp_total", "tflops", "seconds", "failed", "recall", "paper",
+               "paper_recall", "paper_table", "diff", "in_ci")
+RECALL_NOTE = ("recall: ROI recall in %, the mean over questions of the share of their GT boxes that an ROI covers "
+               "by at least 50 %; ours counts the searched ROIs (given an existence check, or chosen; "
+               "focus_eval/recall.py), the paper (Table 3) 'whether one of the proposed ROIs overlaps with the GT "
+               "region by at least 50%'")
 
 
 def paper_rows(models: set[str] | None = None) -> list[Row]:
     """The paper's accuracies as rows (of `models` only, when given), one per distinct number."""
-    costs: dict[tuple, dict[str, float]] = defaultdict(dict)
+    extras: dict[tuple, dict[str, float]] = defaultdict(dict)
     for row in published_rows():
-        if row.metric in _COST_METRICS:
-            costs[(row.table, row.model, row.method, row.setting, row.benchmark)][row.metric] = row.number
+        if row.metric in _ROW_EXTRAS:
+            extras[(row.table, row.model, row.method, row.setting, row.benchmark)][row.metric] = row.number
     merged: dict[tuple, Row] = {}
     tables: dict[tuple, list[str]] = defaultdict(list)
     for row in published_rows():
@@ -61,8 +67,8 @@ def paper_rows(models: set[str] | None = None) -> list[Row]:
             n=BENCHMARKS[row.benchmark].questions.get(row.metric)))
         tables[key].append(row.table.removeprefix("Table "))
         found.fp = row.fp_number if found.fp is None else found.fp
-        extra = costs.get((row.table, row.model, row.method, row.setting, row.benchmark), {})
-        for name in _COST_METRICS:
+        extra = extras.get((row.table, row.model, row.method, row.setting, row.benchmark), {})
+        for name in _ROW_EXTRAS:
             if getattr(found, name) is None:
                 setattr(found, name, extra.get(name))
     for key, row in merged.items():
@@ -149,8 +155,9 @@ class Report:
                 parts.append(f"{title}\n\nNo {', '.join(info.headline)} accuracy; other metrics in the CSV (--out).")
                 continue
             table = self._table(benchmark, rows)
+            recall = f"; {RECALL_NOTE}" if _has_recall(rows) else ""
             parts.append(f"{title}\n\naccuracy in %, 95% Wilson interval over n questions; fp: search forward "
-                         f"passes per question\n\n{table}")
+                         f"passes per question{recall}\n\n{table}")
             others = sorted({r.metric for r in self.rows if r.benchmark == benchmark} - set(info.headline))
             if others:
                 parts.append(f"Other metrics ({', '.join(others)}): in {benchmark}.csv (--out).")
@@ -170,14 +177,17 @@ class Report:
         if len({row.metric for row in rows}) > 1:
             header.append("metric")
         header += ["n", "accuracy", "95% CI", "fp", "fp_total", "tflops", "seconds", "failed"]
+        if _has_recall(rows):
+            header.append("recall")
         if self.with_paper:
-            header += ["paper", "diff", "in CI"]
+            paper_recall = any(m.paper.recall is not None for m in map(self.matches.get, map(id, rows)) if m)
+            header += ["paper", *(["paper recall"] if paper_recall else []), "diff", "in CI"]
         lines = [header, ["---"] * len(header)]
         for row in rows:
             cells = dict(self.cells(row), options=options.get(id(row), ""))
             cells["source"] = f"paper ({cells['table']})" if row.source == PAPER else cells["source"]
             cells["95% CI"] = "" if cells["ci_low"] == "" else f"[{cells['ci_low']}, {cells['ci_high']}]"
-            cells["in CI"] = cells["in_ci"]
+            cells["in CI"], cells["paper recall"] = cells["in_ci"], cells["paper_recall"]
             lines.append([cells[name].replace("|", "/") for name in header])
         return "\n".join("| " + " | ".join(line) + " |" for line in lines)
 
@@ -185,9 +195,10 @@ class Report:
         """The text of every CSV column for a row."""
         low, high = wilson(row.value, row.n) if row.n else ("", "")
         match = self.matches.get(id(row))
-        paper = diff = in_ci = paper_table = ""
+        paper = paper_recall = diff = in_ci = paper_table = ""
         if match is not None:
             paper = _fixed(match.paper.value) + ("" if match.stated else "*")
+            paper_recall = _value(match.paper.recall, False)
             paper_table = match.paper.table
             diff = f"{row.value - match.paper.value:+.2f}"
             in_ci = "" if not row.n else ("yes" if low <= match.paper.value <= high else "no")
@@ -200,8 +211,8 @@ class Report:
             "ci_low": "" if low == "" else _fixed(low), "ci_high": "" if high == "" else _fixed(high),
             "fp": _value(row.fp, runs_only), "fp_total": _value(row.fp_total, runs_only),
             "tflops": _value(row.tflops, runs_only, "{:.4g}"), "seconds": _value(row.seconds, runs_only, "{:.3g}"),
-            "failed": _value(row.failed, runs_only, "{:.0f}"),
-            "paper": paper, "paper_table": paper_table, "diff": diff, "in_ci": in_ci,
+            "failed": _value(row.failed, runs_only, "{:.0f}"), "recall": _value(row.recall, runs_only),
+            "paper": paper, "paper_recall": paper_recall, "paper_table": paper_table, "diff": diff, "in_ci": in_ci,
         }
 
     def csv(self, benchmark: str) -> str:
@@ -269,6 +280,10 @@ def _ratio_line(ratio: Ratio) -> str:
     return (f"- {BENCHMARKS[ratio.benchmark].title} {ratio.metric}: {ratio.ours.name} vs {ratio.reference.name}: "
             f"reference accuracy {e.reference_accuracy:.2f}; FP {e.cost_reference:.2f} / {e.cost_ours:.2f} = "
             f"{e.ratio:.2f}x")
+
+
+def _has_recall(rows: list[Row]) -> bool:
+    return any(row.recall is not None for row in rows)
 
 
 def _fixed(value: float) -> str:

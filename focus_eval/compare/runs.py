@@ -2,17 +2,18 @@
 
 A RUN argument is an output folder or a results file of an evaluation framework. Each
 framework has a `RunReader` that finds its results files under a path and turns one into rows
-(`READERS`); a second framework (VLMEvalKit) is one more reader. Readers never drop anything
-silently: what they cannot compare (a task of no known benchmark, an unknown metric, an
-accuracy that is not a number) is listed in `not_compared`; an accuracy that is N/A (no
-question of its category evaluated) is a note.
+(`READERS`: lmms-eval, VLMEvalKit). Readers never drop anything silently: what they cannot
+compare (a task of no known benchmark, an unknown metric, an accuracy that is not a number, a
+dataset that did not finish) is listed in `not_compared`; an accuracy that is N/A (no question
+of its category evaluated) is a note. The model, method, setting and options of a run of our
+FOCUS models come from its model arguments the same way in both (`_identity`).
 
 lmms-eval (`LmmsEvalReader`): `<output_path>/<model>/<date>_results.json`, with
 `<date>_samples_<task>.jsonl` beside it under --log_samples.
 - Task names and metrics are mapped by `focus_eval.compare.names`; values become percent.
   lmms-eval writes `[]` for a per-sample key that has no aggregation (the built-in vstar_bench
   does so for its category accuracies): not a number, skipped.
-- The model: `config.model` is the lmms-eval model. Ours (FOCUS_MODELS) carry the FOCUS
+- The model: `config.model` is the lmms-eval model. Ours (`focus_eval.model_specs`) carry the FOCUS
   options in `config.model_args`; the resolved configuration (`load_config` with the family's
   Table 7 rules for the benchmark) gives method and setting (`settings.setting_name`) and
   the options shown where runs differ. Any other model answers from the full image: method
@@ -21,8 +22,22 @@ lmms-eval (`LmmsEvalReader`): `<output_path>/<model>/<date>_results.json`, with
 - Numbers behind an interval: the task's evaluated questions (`n-samples` effective) for
   `overall` and for a task's only accuracy; for other accuracies the questions with an entry
   in our tasks' samples log (other tasks' logs may hold every image, so they are not read).
-- Counters (fp, fp_total, tflops, seconds, peak_mem_gb) and failures (failed, failed_rate)
-  are the task's values when it reports them; None otherwise ("n/a").
+- Counters (fp, fp_total, tflops, seconds, peak_mem_gb), failures (failed, failed_rate) and
+  our V*Bench tasks' `roi_recall` (a fraction; percent in `Row.recall`) are the task's values
+  when it reports them, on every row of the task; None otherwise ("n/a").
+
+VLMEvalKit (`VlmevalReader`): a run folder `<work-dir>/<model>/<eval id>/` holds VLMEvalKit's
+`status.json` (per dataset: status, metrics, prediction file) and, for `focus-eval vlmeval`,
+`focus_summary.json` (the same metrics, plus our model and its arguments, counters and failures;
+model_wrappers/vlmeval_run.py). A run is read from its summary when it has one, else from
+status.json: VLMEvalKit's own model (its model name), method vanilla, no counters. VLMEvalKit
+links `<work-dir>/<model>/status.json` to the latest run's; links are not read again.
+- Dataset names map to benchmarks as lmms-eval's tasks do (VStarBench, HRBench4K, HRBench8K,
+  MME-RealWorld-Lite); metrics by `names.VLMEVAL_METRICS` (fractions, made percent); the numbers
+  they are averaged from (`names.VLMEVAL_PARTS`) are left out.
+- A dataset whose status is not "done" or that has an error is not compared.
+- Numbers behind an interval: the questions of the prediction file (in the run folder), per
+  metric by its `category` column (`names.VLMEVAL_CATEGORIES`).
 """
 
 from __future__ import annotations
@@ -32,10 +47,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from focus_eval.compare.names import (COUNTERS, FAILURES, FAMILY_MODELS, FOCUS_MODELS, LMMS_EVAL_METRICS, TASKS,
+from focus_eval.compare.names import (COUNTERS, FAILURES, FAMILY_MODELS, LMMS_EVAL_METRICS, LMMS_EVAL_RECALL, TASKS,
+                                      VLMEVAL_CATEGORIES, VLMEVAL_METRICS, VLMEVAL_PARTS, Task, focus_family,
                                       model_name, task_of)
 from focus_eval.compare.settings import LOGITS, setting_name
 from focus_eval.config import FocusConfig, load_config
+
+
+VLMEVAL_STATUS = "status.json"  # VLMEvalKit's record of a run
+FOCUS_SUMMARY = "focus_summary.json"  # focus-eval vlmeval's, beside it (model_wrappers/vlmeval_run.py)
 
 
 class CompareError(Exception):
@@ -61,6 +81,7 @@ class Row:
     tflops: float | None = None
     seconds: float | None = None
     failed: float | None = None
+    recall: float | None = None  # V*Bench ROI recall in percent (names.py)
     options: dict[str, Any] = field(default_factory=dict)  # resolved FOCUS options (our FOCUS runs)
 
     @property
@@ -113,6 +134,8 @@ def read_runs(arguments: list[str], readers: tuple[RunReader, ...] | None = None
 
 
 def _stem(relative: Path) -> str:
+    if relative.name in (VLMEVAL_STATUS, FOCUS_SUMMARY):  # a VLMEvalKit run: its folder
+        return relative.parent.as_posix()
     return relative.as_posix().removesuffix(".json").removesuffix("_results")
 
 
@@ -128,50 +151,30 @@ class LmmsEvalReader:
 
     def results_files(self, path: Path) -> list[Path]:
         if path.is_file():
-            return [path] if path.suffix == ".json" else []
+            return [path] if path.suffix == ".json" and path.name not in (VLMEVAL_STATUS, FOCUS_SUMMARY) else []
         return sorted(path.rglob("*_results.json"))
 
     def read(self, results_file: Path, label: str) -> RunData:
-        try:
-            data = json.loads(results_file.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise CompareError(f"{results_file}: cannot read it as JSON: {error}") from None
+        data = _load_json(results_file)
         if not isinstance(data, dict) or not isinstance(data.get("results"), dict):
             raise CompareError(f"{results_file}: not an lmms-eval results file (no 'results' object)")
         config = data.get("config") or {}
         runner = str(config.get("model") or "unknown model")
         model_args = _parse_model_args(config.get("model_args") or "")
-        family = FOCUS_MODELS.get(runner)
-        pretrained = model_args.get("pretrained") or ""
-        model = model_name(pretrained) if pretrained else FAMILY_MODELS.get(family, runner)
         run = RunData()
         for task, values in data["results"].items():
-            known = task_of(task)
-            if known is None:
-                names = ", ".join(sorted(TASKS))
-                run.not_compared.append(f"{label}: task {task!r} is not a benchmark compare knows (known "
-                                        f"names, normalized: {names})")
-                continue
-            base = dict(source=label, table="", runner=runner, model=model, benchmark=known.benchmark)
-            if family:
-                try:
-                    options = load_config(family, known.benchmark, answer_scheme=known.answer_scheme,
-                                          **{k: v for k, v in model_args.items() if k in _FOCUS_OPTIONS}).to_dict()
-                except ValueError as error:
-                    raise CompareError(f"{results_file}: model_args of {runner}: {error}") from None
-                table7 = load_config(family, known.benchmark).to_dict()
-                base.update(method=options["method"], setting=setting_name(options, table7), options=options)
-            else:
-                base.update(method="vanilla", setting=LOGITS if known.answer_scheme == "logits" else "")
-            run.rows += self._task_rows(values, base, data, task, results_file, label, run, bool(family))
+            known = _benchmark_of(task, label, run)
+            if known is not None:
+                base = _identity(label, runner, runner, model_args, known, results_file)
+                run.rows += self._task_rows(values, base, data, task, results_file, label, run, "options" in base)
         return run
 
     def _task_rows(self, values: dict, base: dict, data: dict, task: str, results_file: Path, label: str,
                    run: RunData, ours: bool) -> list[Row]:
         metrics = LMMS_EVAL_METRICS[base["benchmark"]]
-        costs = {name: _number(values.get(f"{name},none")) for name in ("fp", "fp_total", "tflops", "seconds", "failed")}
-        if all(costs[name] is None for name in ("fp", "fp_total", "tflops", "seconds")):
-            run.notes.append(f"{label}: {task} reports no counters (fp, fp_total, tflops, seconds): accuracy only")
+        costs = _costs({name: values.get(f"{name},none") for name in _COSTS}, task, label, run)
+        recall = _number(values.get(f"{LMMS_EVAL_RECALL},none"))
+        costs["recall"] = None if recall is None else recall * 100
         counts = (data.get("n-samples") or {}).get(task) or {}
         effective = counts.get("effective")
         if effective is not None and counts.get("original") not in (None, effective):
@@ -181,7 +184,7 @@ class LmmsEvalReader:
         rows = []
         for key, value in values.items():
             name, _, filter_name = key.partition(",")
-            if key == "alias" or name.endswith(_STDERR_SUFFIXES) or name in (*COUNTERS, *FAILURES):
+            if key == "alias" or name.endswith(_STDERR_SUFFIXES) or name in (*COUNTERS, *FAILURES, LMMS_EVAL_RECALL):
                 continue
             if name not in metrics or filter_name != "none":
                 run.not_compared.append(f"{label}: {task} metric {key!r} is not an accuracy compare knows")
@@ -220,6 +223,144 @@ class LmmsEvalReader:
         return counts
 
 
+# ---- VLMEvalKit ---------------------------------------------------------------------------
+
+_PREDICTION_READERS = {".xlsx": "read_excel", ".tsv": "read_table", ".csv": "read_csv"}
+
+
+class VlmevalReader:
+    framework = "VLMEvalKit"
+    expected = f"{FOCUS_SUMMARY} or {VLMEVAL_STATUS} in <work-dir>/<model>/<eval id>/"
+
+    def results_files(self, path: Path) -> list[Path]:
+        if path.is_file():
+            return [path] if path.name in (FOCUS_SUMMARY, VLMEVAL_STATUS) else []
+        # VLMEvalKit links <model>/status.json to its latest run's: each run is read once, from its own folder
+        found = [file for name in (FOCUS_SUMMARY, VLMEVAL_STATUS) for file in path.rglob(name) if not file.is_symlink()]
+        return sorted(file for file in found if file.name == FOCUS_SUMMARY or not file.with_name(FOCUS_SUMMARY).is_file())
+
+    def read(self, results_file: Path, label: str) -> RunData:
+        run_dir = results_file.resolve().parent
+        run = RunData()
+        if (run_dir / FOCUS_SUMMARY).is_file():
+            summary = _load_json(run_dir / FOCUS_SUMMARY)
+            if not isinstance(summary, dict) or not isinstance(summary.get("results"), dict):
+                raise CompareError(f"{run_dir / FOCUS_SUMMARY}: not a focus-eval vlmeval summary (no 'results' object)")
+            model_id, model_args = str(summary.get("focus_model")), summary.get("model_args") or {}
+            runner, datasets = str(summary.get("model")), summary["results"]
+        else:
+            status = _load_json(run_dir / VLMEVAL_STATUS)
+            if not isinstance(status, dict) or not isinstance(status.get("datasets"), dict):
+                raise CompareError(f"{run_dir / VLMEVAL_STATUS}: not a VLMEvalKit status.json (no 'datasets' object)")
+            model_id, model_args = str(status.get("model_name") or run_dir.parent.name), {}
+            runner = model_id
+            datasets = {name: dict(entry, error=entry.get("error_message") or entry.get("skip_reason"))
+                        for name, entry in status["datasets"].items()}
+            run.notes.append(f"{label}: no {FOCUS_SUMMARY} (not a focus-eval vlmeval run): VLMEvalKit's model "
+                             f"{runner} read as answering from the full image")
+        for dataset, entry in datasets.items():
+            known = _benchmark_of(dataset, label, run)
+            if known is None:
+                continue
+            if entry.get("status") != "done" or entry.get("error"):
+                error = f": {entry['error']}" if entry.get("error") else ""
+                run.not_compared.append(f"{label}: {dataset} did not finish in VLMEvalKit (status "
+                                        f"{entry.get('status')!r}{error})")
+                continue
+            base = _identity(label, f"{runner} (VLMEvalKit)", model_id, model_args, known, results_file)
+            costs = _costs(entry, dataset, label, run)
+            counts = _question_counts(run_dir, entry.get("prediction_file"), known.benchmark)
+            if counts is None:
+                run.notes.append(f"{label}: {dataset}: no prediction file, so no question counts (intervals)")
+            run.rows += self._dataset_rows(entry.get("metrics") or {}, base, costs, counts or {}, dataset, label, run)
+        return run
+
+    @staticmethod
+    def _dataset_rows(metrics: dict, base: dict, costs: dict, counts: dict[str, int], dataset: str, label: str,
+                      run: RunData) -> list[Row]:
+        known, parts = VLMEVAL_METRICS[base["benchmark"]], VLMEVAL_PARTS.get(base["benchmark"])
+        order = list(known)
+        rows = []
+        for name, value in sorted(metrics.items(), key=lambda item: order.index(item[0]) if item[0] in order else 0):
+            if parts is not None and parts.fullmatch(name):
+                continue
+            if name not in known:
+                run.not_compared.append(f"{label}: {dataset} metric {name!r} is not an accuracy compare knows")
+                continue
+            if _number(value) is None:
+                run.not_compared.append(f"{label}: {dataset} {name} is not a number ({value!r})")
+                continue
+            metric, factor = known[name]
+            rows.append(Row(**base, metric=metric, value=float(value) * factor, n=counts.get(metric), **costs))
+        return rows
+
+
+def _question_counts(run_dir: Path, prediction_file: Any, benchmark: str) -> dict[str, int] | None:
+    """Questions per metric in a VLMEvalKit prediction file (.xlsx, .tsv or .csv, in the run's
+    folder); None without one."""
+    path = run_dir / Path(str(prediction_file or "")).name
+    if not prediction_file or path.suffix not in _PREDICTION_READERS or not path.is_file():
+        return None
+    import pandas as pd
+
+    table = getattr(pd, _PREDICTION_READERS[path.suffix])(path)
+    counts = {"overall": len(table)}
+    categories = VLMEVAL_CATEGORIES[benchmark]
+    for category in table["category"] if "category" in table else ():
+        for metric in categories.get(category, ()):
+            counts[metric] = counts.get(metric, 0) + 1
+    return counts
+
+
+# ---- both -----------------------------------------------------------------------------------
+
+_COSTS = ("fp", "fp_total", "tflops", "seconds", "failed")
+
+
+def _costs(reported: dict[str, Any], task: str, label: str, run: RunData) -> dict[str, float | None]:
+    """A task's fp, fp_total, tflops, seconds and failed count, None where it reports none; a task
+    without counters is noted."""
+    costs = {name: _number(reported.get(name)) for name in _COSTS}
+    if all(costs[name] is None for name in _COSTS[:-1]):
+        run.notes.append(f"{label}: {task} reports no counters (fp, fp_total, tflops, seconds): accuracy only")
+    return costs
+
+
+def _load_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise CompareError(f"{path}: cannot read it as JSON: {error}") from None
+
+
+def _benchmark_of(task: str, label: str, run: RunData) -> Task | None:
+    """The benchmark of a framework's task or dataset name; None (noted in `run`) for an unknown one."""
+    known = task_of(task)
+    if known is None:
+        run.not_compared.append(f"{label}: task {task!r} is not a benchmark compare knows (known names, normalized: "
+                                f"{', '.join(sorted(TASKS))})")
+    return known
+
+
+def _identity(label: str, runner: str, model_id: str, model_args: dict[str, str], known: Task,
+              results_file: Path) -> dict[str, Any]:
+    """The Row fields that say who answered what: source, runner, model, benchmark, method, setting
+    and, for our FOCUS models (`model_id`), the resolved options."""
+    family = focus_family(model_id)
+    pretrained = model_args.get("pretrained") or ""
+    model = model_name(pretrained) if pretrained else FAMILY_MODELS.get(family, model_id)
+    base = dict(source=label, table="", runner=runner, model=model, benchmark=known.benchmark)
+    if not family:
+        return dict(base, method="vanilla", setting=LOGITS if known.answer_scheme == "logits" else "")
+    try:
+        options = load_config(family, known.benchmark, answer_scheme=known.answer_scheme,
+                              **{k: v for k, v in model_args.items() if k in _FOCUS_OPTIONS}).to_dict()
+    except ValueError as error:
+        raise CompareError(f"{results_file}: model arguments of {model_id}: {error}") from None
+    table7 = load_config(family, known.benchmark).to_dict()
+    return dict(base, method=options["method"], setting=setting_name(options, table7), options=options)
+
+
 def _parse_model_args(args: str | dict) -> dict[str, str]:
     if isinstance(args, dict):  # simple_evaluate called from Python with a dict
         return {str(name): str(value) for name, value in args.items()}
@@ -233,4 +374,4 @@ def _number(value: Any) -> float | None:
     return float(value)
 
 
-READERS: tuple[RunReader, ...] = (LmmsEvalReader(),)
+READERS: tuple[RunReader, ...] = (LmmsEvalReader(), VlmevalReader())

@@ -4,11 +4,13 @@
    (`focus_eval.model_wrappers.tiny`) and tiny copies of the benchmarks in their real column
    schemas (`focus_eval.tasks.tiny_data`: synthetic scenes at the benchmarks' average
    resolutions with small coloured shapes to find).
-2. Runs the real `lmms-eval` console script once with a two-run `--config`: the FOCUS model,
-   and the same model with `method=vanilla` (full image, same counters). FOCUS also saves one
-   picture per question (`save_maps`).
+2. Runs lmms-eval's command line once with a two-run `--config`: the FOCUS model, and the same
+   model with `method=vanilla` (full image, same counters), through `focus-eval lmms-eval`
+   (lmms-eval's own CLI with an honest exit status; lmms-eval 0.7.3 exits 0 after errors).
+   FOCUS also saves one picture per question (`save_maps`).
 3. Prints lmms-eval's results tables and a side-by-side summary: each task's headline
-   accuracy, forward passes (search and total), TFLOPs, seconds and peak memory per question.
+   accuracy, forward passes (search and total), TFLOPs, seconds and peak memory per question,
+   and the questions that failed.
 4. Writes the README picture `docs/demo.png` and its trace `docs/demo.json` through the Python
    API (`Focus(...).answer(...).save(...)`). The picture is the same on every run; the trace
    holds this run's timings, so git ignores it.
@@ -37,7 +39,7 @@ from pathlib import Path
 
 import yaml
 
-from focus_eval.tasks.record import COUNTER_COLUMNS
+from focus_eval.tasks.record import COUNTER_COLUMNS, FAILURE_COLUMNS
 
 TASK_DATA = {"vstar": "vstar", "vstar_logits": "vstar", "hrbench4k": "hrbench4k", "hrbench8k": "hrbench8k",
              "mme_realworld_lite": "mme_realworld_lite"}
@@ -88,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     config.write_text(yaml.safe_dump([_run(spec.model_id, method, checkpoint, data, tasks, args.limit, out)
                                       for method in METHODS], sort_keys=False))
     log = out / "lmms-eval.log"
-    command = [str(Path(sys.executable).with_name("lmms-eval")), "--config", str(config)]
+    command = [str(Path(sys.executable).with_name("focus-eval")), "lmms-eval", "--config", str(config)]
     print(f"\nRunning lmms-eval on {', '.join(tasks)} with FOCUS and vanilla (one run each, see {config}):\n  "
           + " ".join(command) + f"\nAbout a minute on 2 CPU cores; follow it with: tail -f {log}", flush=True)
     env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
@@ -101,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     results = {method: _results(out / "results" / method) for method in METHODS}
     missing = [method for method, found in results.items() if found is None]
     if done.returncode != 0 or missing:
-        errors = [line for line in output.splitlines() if "Error" in line or "Traceback" in line]
+        errors = [line for line in output.splitlines() if line.startswith("focus-eval: error")]
         print(f"\nlmms-eval failed (exit status {done.returncode}; no results for {', '.join(missing) or '-'}):\n"
               + "\n".join(errors[-5:] or output.splitlines()[-20:]), file=sys.stderr)
         return 1
@@ -135,14 +137,14 @@ def _results(folder: Path) -> dict | None:
 
 
 def _summary(tasks: list[str], results: dict[str, dict]) -> str:
-    header = ["task", "method", "accuracy", *COUNTER_COLUMNS]
+    header = ["task", "method", "accuracy", *COUNTER_COLUMNS, FAILURE_COLUMNS[0]]
     rows = [header, ["---"] * len(header)]
     for task in tasks:
         metric = HEADLINE_METRIC[task]
         for method in METHODS:
             values = results[method][task]
             rows.append([task, method, f"{metric} {_number(values.get(f'{metric},none'))}",
-                         *(_number(values.get(f"{column},none")) for column in COUNTER_COLUMNS)])
+                         *(_number(values.get(f"{column},none")) for column in (*COUNTER_COLUMNS, FAILURE_COLUMNS[0]))])
     return "\n".join("| " + " | ".join(row) + " |" for row in rows)
 
 

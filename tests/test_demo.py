@@ -1,5 +1,5 @@
 """`make demo` (python -m focus_eval.demo): offline, tiny untrained LLaVA-OneVision, tiny
-benchmarks in the real schemas, the real lmms-eval console script for FOCUS and vanilla, the
+benchmarks in the real schemas, lmms-eval's command line (through `focus-eval lmms-eval`) for FOCUS and vanilla, the
 results tables with the counter columns, the README pictures; it says the model is untrained."""
 
 import json
@@ -14,7 +14,7 @@ from focus_eval.trace import Trace
 def summary_rows(stdout: str) -> dict[tuple[str, str], dict[str, str]]:
     """(task, method) -> column -> value from the demo's summary table."""
     lines = stdout.splitlines()
-    start = lines.index("| task | method | accuracy | " + " | ".join(COUNTER_COLUMNS) + " |")
+    start = lines.index("| task | method | accuracy | " + " | ".join(COUNTER_COLUMNS) + " | failed |")
     header = [cell.strip() for cell in lines[start].strip("|").split("|")]
     rows = {}
     for line in lines[start + 2:]:
@@ -42,6 +42,8 @@ def test_demo_runs_focus_and_vanilla_through_lmms_eval(tmp_path):
         assert all(focus[column] != "N/A" and vanilla[column] != "N/A" for column in COUNTER_COLUMNS)
         assert float(focus["fp"]) >= 1 and float(focus["fp_total"]) >= float(focus["fp"]) + 2
         assert (float(vanilla["fp"]), float(vanilla["fp_total"])) == (0, 1)  # the full image, one answer pass
+        assert focus["failed"] == vanilla["failed"] == "0"
+    assert " lmms-eval --config " in out and "/focus-eval lmms-eval" in out  # the launcher with an honest exit status
     for method in ("focus", "vanilla"):  # --limit reached lmms-eval
         (results,) = (tmp_path / "out" / "results" / method).rglob("*_results.json")
         assert json.loads(results.read_text())["n-samples"]["hrbench4k"]["effective"] == 2

@@ -116,11 +116,12 @@ def lmms_eval_runs(rows: Sequence[Row], checkpoints: dict[str, Path], data: dict
     return runs
 
 
-def run_lmms_eval(runs: list[dict], out: Path) -> int:
+def run_lmms_eval(runs: list[dict], out: Path, threads: int) -> int:
     """lmms-eval's CLI on all runs in one process; its log goes to out/lmms-eval.log."""
     config = out / "runs.yaml"
     config.write_text(yaml.safe_dump(runs, sort_keys=False))
-    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
+               OMP_NUM_THREADS=str(threads))
     with open(out / "lmms-eval.log", "w") as log:
         return subprocess.run([sys.executable, "-m", "focus_eval.lmms", "--config", str(config)], env=env,
                               stdout=log, stderr=subprocess.STDOUT).returncode
@@ -247,11 +248,14 @@ def focus_only_example(out: Path, rows: Sequence[Row], traces: dict[str, dict]) 
 
 
 def evaluate(model: Path, control: Path | None, out: Path, questions: int, seed: int,
-             rows: Sequence[Row] = ROWS) -> dict[str, Any]:
+             rows: Sequence[Row] = ROWS, threads: int = 2) -> dict[str, Any]:
+    import torch
+
+    torch.set_num_threads(threads)
     out.mkdir(parents=True, exist_ok=True)
     data, pairs = write_data(out / "data", questions, seed)
     rows = [row for row in rows if row.checkpoint == "model" or control is not None]
-    status = run_lmms_eval(lmms_eval_runs(rows, {"model": model, "control": control}, data, out), out)
+    status = run_lmms_eval(lmms_eval_runs(rows, {"model": model, "control": control}, data, out), out, threads)
     results = {row.name: lmms_results(out / "results" / str(i)) for i, row in enumerate(rows)}
     traces = {row.name: trace_report(out / "traces" / str(i), pairs) for i, row in enumerate(rows) if row.traced}
     aucs = {"model": existence_aucs(model, pairs, seed)}
@@ -280,8 +284,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("runs/proving_ground"))
     parser.add_argument("--questions", type=int, default=500)
     parser.add_argument("--seed", type=int, default=1, help="seed of the test questions (the training draws its scenes from other random streams)")
+    parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
-    summary = evaluate(args.model, args.control, args.out, args.questions, args.seed)
+    summary = evaluate(args.model, args.control, args.out, args.questions, args.seed, threads=args.threads)
     print((args.out / "table.md").read_text())
     aucs = summary["existence_auc"]
     print("existence AUC (check prompt, GT crop vs another object's crop / vs an empty crop): "

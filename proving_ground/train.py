@@ -46,6 +46,7 @@ import math
 import resource
 import time
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -86,6 +87,7 @@ PATTERN_TARGET = 0.95  # per-patch pattern accuracy on crops before stage A ends
 # Background covers ~90% of the patches; weighting the object classes keeps them from being ignored.
 SHAPE_CLASS_WEIGHTS = torch.tensor([1.0] + [5.0] * len(SHAPES) + [3.0])
 CHECK_EVERY = 100
+PATCH_WORD_WEIGHT = 0.5
 # A view shows an object when this share of its pixels is inside; it lacks it below ABSENT.
 VISIBLE, ABSENT = 0.6, 0.05
 LEGIBLE_SCALE = 0.55  # tower px per scene px from which the pattern is trained (crops of <= 200 px)
@@ -95,12 +97,7 @@ def _vstar_post_prompt() -> str:
     """The answer instruction of the vstar task's YAML, so training prompts are the eval prompts."""
     loader = type("TaskLoader", (yaml.SafeLoader,), {})
     loader.add_constructor("!function", lambda loader, node: loader.construct_scalar(node))
-    path = Path(__file__).resolve().parent.parent / "tasks" / "vstar" / "vstar.yaml"
-    if not path.exists():  # installed: focus_eval/tasks/vstar/vstar.yaml
-        from importlib import resources
-
-        path = Path(str(resources.files("focus_eval.tasks.vstar").joinpath("vstar.yaml")))
-    spec = yaml.load(path.read_text(), Loader=loader)
+    spec = yaml.load(resources.files("focus_eval.tasks.vstar").joinpath("vstar.yaml").read_text(), Loader=loader)
     return spec["lmms_eval_specific_kwargs"]["default"]["post_prompt"]
 
 
@@ -495,11 +492,20 @@ class Phase:
     steps: int
 
 
+def patch_word_targets(shape: np.ndarray, tokenizer) -> torch.Tensor:
+    """[n, 64] token ids of the shape word of each patch's object (" circle", ...), -100 for
+    background and distractor patches: the targets of the patch-word loss."""
+    words = [-100] + [tokenizer(" " + kind, add_special_tokens=False)["input_ids"][0] for kind in SHAPES] + [-100]
+    return torch.tensor(words)[torch.from_numpy(shape)]
+
+
 def train_language(model, processor, features: torch.Tensor, turns: Sequence[Sequence[Turn]], phases: Sequence[Phase],
-                   *, batch: int, seed: int, gate: Callable[[str], dict[str, Any]],
+                   *, patch_words: torch.Tensor, batch: int, seed: int, gate: Callable[[str], dict[str, Any]],
                    log: Callable[[str], None]) -> list[dict[str, Any]]:
     """Stage B (module docstring): projector + language model, tower frozen; `gate(phase)`
-    measures a phase's held-out results at its end. Returns the phases' logs."""
+    measures a phase's held-out results at its end. Returns the phases' logs.
+
+    patch_words [n, 64]: the patch-word loss's targets (patch_word_targets), weighted PATCH_WORD_WEIGHT."""
     for parameter in model.model.vision_tower.parameters():
         parameter.requires_grad_(False)
     trained = list(model.model.multi_modal_projector.parameters()) + list(model.model.language_model.parameters())
@@ -519,6 +525,9 @@ def train_language(model, processor, features: torch.Tensor, turns: Sequence[Seq
             logits = language_logits(model, features[index], tensors["ids"], tensors["mask"], tensors["positions"])
             # a reply token is predicted from the position before it, which is in the same branch
             loss = F.cross_entropy(logits[:, :-1].flatten(0, 1), tensors["labels"][:, 1:].flatten(), ignore_index=-100)
+            words = model.lm_head(model.model.multi_modal_projector(features[index]))  # [b, 64, vocab]
+            loss = loss + PATCH_WORD_WEIGHT * F.cross_entropy(words.flatten(0, 1), patch_words[index].flatten(),
+                                                              ignore_index=-100)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -625,9 +634,9 @@ def training_logits(model, processor, scenes: Sequence[Scene], probes: Sequence[
 
 # ---- main ---------------------------------------------------------------------------------
 
-PHASES = (Phase("naming", ("naming",), 150),
-          Phase("existence", ("naming", "existence"), 400),
-          Phase("vqa", ("naming", "existence", "attribute", "relative"), 900))
+PHASES = (Phase("naming", ("naming",), 80),
+          Phase("existence", ("naming", "existence"), 150),
+          Phase("vqa", ("naming", "existence", "attribute", "relative"), 650))
 
 
 def cpu_seconds() -> float:
@@ -667,8 +676,9 @@ def train(out: Path, *, seed: int = 0, scenes: int = 2400, dev_scenes: int = 120
     def gate(phase: str) -> dict[str, float]:
         return probe_report(probes, training_logits(model, processor, dev_views.scenes, probes), processor.tokenizer)
 
-    language = train_language(model, processor, features, train_views.turns, phases, batch=batch, seed=seed,
-                              gate=gate, log=log)
+    language = train_language(model, processor, features, train_views.turns, phases,
+                              patch_words=patch_word_targets(train_views.shape, processor.tokenizer), batch=batch,
+                              seed=seed, gate=gate, log=log)
     lap("stage B")
     model.save_pretrained(out)
     processor.save_pretrained(out)

@@ -69,14 +69,14 @@ class Row:
 
 
 MAIN = Row(f"FOCUS n_steps={MAIN_STEPS}", "model", "test", {"n_steps": MAIN_STEPS}, traced=True)
-VANILLA = Row("vanilla", "model", "test", {"method": "vanilla"}, traced=True)
+VANILLA = Row("vanilla", "model", "test", {"method": "vanilla"})
 ROWS = (
     VANILLA,
     Row("oracle (vanilla on the GT crop)", "model", "oracle", {"method": "vanilla"}),
     *(Row(f"FOCUS n_steps={n}", "model", "test", {"n_steps": n}) for n in (1, 2)),
     MAIN,
     Row("FOCUS n_steps=8", "model", "test", {"n_steps": 8}),
-    Row("random map", "model", "test", {"n_steps": MAIN_STEPS, "relevance": "random"}, traced=True),
+    Row("random map", "model", "test", {"n_steps": MAIN_STEPS, "relevance": "random"}),
     Row("K-K map", "model", "test", {"n_steps": MAIN_STEPS, "relevance": "kk"}),
     Row("no ranking", "model", "test", {"n_steps": MAIN_STEPS, "ranking": "off"}),
     Row("untrained-LM control", "control", "test", {"n_steps": MAIN_STEPS}, traced=True),
@@ -112,7 +112,7 @@ def lmms_eval_runs(rows: Sequence[Row], checkpoints: dict[str, Path], data: dict
             args["save_maps"] = out / "traces" / str(index)
         args.update(row.options)
         runs.append({"model": MODEL, "model_args": ",".join(f"{k}={v}" for k, v in args.items()), "tasks": TASK,
-                     "batch_size": 1, "output_path": str(out / "results" / str(index))})
+                     "batch_size": 1, "output_path": str(out / "results" / str(index)), "log_samples": True})
     return runs
 
 
@@ -125,6 +125,16 @@ def run_lmms_eval(runs: list[dict], out: Path, threads: int) -> int:
     with open(out / "lmms-eval.log", "w") as log:
         return subprocess.run([sys.executable, "-m", "focus_eval.lmms", "--config", str(config)], env=env,
                               stdout=log, stderr=subprocess.STDOUT).returncode
+
+
+def sample_scores(folder: Path) -> dict[int, bool]:
+    """doc_id -> answered correctly, from the run's samples log."""
+    scores = {}
+    for path in folder.rglob(f"*_samples_{TASK}.jsonl"):
+        for line in path.read_text().splitlines():
+            sample = json.loads(line)
+            scores[sample["doc_id"]] = bool(sample["vstar_overall_acc"]["score"])
+    return scores
 
 
 def lmms_results(folder: Path) -> dict[str, Any] | None:
@@ -158,19 +168,14 @@ def inside(point: tuple[float, float], box: Sequence[float]) -> bool:
 
 
 def trace_report(folder: Path, pairs: Sequence[tuple[scenes.Scene, dict]]) -> dict[str, Any]:
-    """Per-question correctness and means over questions of: top-ROI recall, map argmax in the
-    named target's GT box, map argmax in another object or distractor."""
-    from focus_eval.tasks.vstar.utils import parse_vstar_letter
-
-    correct, chosen, on_target, on_other = {}, [], [], []
+    """Means over questions of: top-ROI recall, map argmax in the named target's GT box, map
+    argmax in another object or distractor."""
+    chosen, on_target, on_other = [], [], []
     for doc_id, (scene, row) in enumerate(pairs):
         path = folder / f"{TASK}_{doc_id}.json"
         if not path.exists():
             continue
         trace = json.loads(path.read_text())
-        correct[doc_id] = parse_vstar_letter(trace.get("answer") or "") == row["label"]
-        if trace["method"] == "vanilla":
-            continue
         if trace.get("roi_recall_chosen") is not None:
             chosen.append(trace["roi_recall_chosen"])
         maps = {target["name"]: argmax_cell_center(target) for target in trace["targets"]}
@@ -179,7 +184,7 @@ def trace_report(folder: Path, pairs: Sequence[tuple[scenes.Scene, dict]]) -> di
             on_target.append(point is not None and inside(point, gt))
             others = [t.box for t in (*scene.objects, *scene.distractors) if t.box != gt]
             on_other.append(point is not None and not inside(point, gt) and any(inside(point, b) for b in others))
-    return {"correct": correct, "top_roi": _mean(chosen), "argmax_on_target": _mean(on_target),
+    return {"top_roi": _mean(chosen), "argmax_on_target": _mean(on_target),
             "argmax_on_other": _mean(on_other)}
 
 
@@ -236,9 +241,9 @@ def table(rows: Sequence[Row], results: dict[str, dict | None], traces: dict[str
     return "\n".join(lines)
 
 
-def focus_only_example(out: Path, rows: Sequence[Row], traces: dict[str, dict]) -> Path | None:
+def focus_only_example(out: Path, rows: Sequence[Row]) -> Path | None:
     """Copy the picture of the first question FOCUS (n_steps 4) got right and vanilla wrong."""
-    main, vanilla = traces.get(MAIN.name, {}).get("correct", {}), traces.get(VANILLA.name, {}).get("correct", {})
+    main, vanilla = (sample_scores(out / "results" / str(rows.index(row))) for row in (MAIN, VANILLA))
     for doc_id in sorted(main):
         if main[doc_id] and vanilla.get(doc_id) is False:
             picture = out / "traces" / str(rows.index(MAIN)) / f"{TASK}_{doc_id}.png"
@@ -261,9 +266,9 @@ def evaluate(model: Path, control: Path | None, out: Path, questions: int, seed:
     aucs = {"model": existence_aucs(model, pairs, seed)}
     if control is not None:
         aucs["control"] = existence_aucs(control, pairs, seed)
-    example = focus_only_example(out, rows, traces)
+    example = focus_only_example(out, rows)
     summary = {"questions": questions, "seed": seed, "lmms_eval_exit_status": status, "results": results,
-               "traces": {name: {k: v for k, v in t.items() if k != "correct"} for name, t in traces.items()},
+               "traces": traces,
                "existence_auc": aucs, "example": None if example is None else str(example)}
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     (out / "table.md").write_text(table(rows, results, traces) + "\n")

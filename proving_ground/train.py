@@ -29,9 +29,10 @@ relevance maps):
        1. naming ("What shape is in the image?" on a crop of one object);
        2. + existence, FOCUS's own check prompt, with hard negatives: a crop of one object
           asked about the shape of another object of the same scene;
-       3. the VQA in V*Bench's prompt format (the vstar task's doc_to_text): the pattern of a
-          named object on crops where it is legible, left/right of two objects on any view
-          that shows both; one existence turn per view keeps that skill.
+       3. + the VQA in V*Bench's prompt format (the vstar task's doc_to_text): the pattern of
+          a named object on crops where it is legible, left/right of two objects on any view
+          that shows both.
+     Every task weighs the same in the loss (balanced_loss).
      Throughout stage B, a patch-word loss: every projected image token of a named object,
      read by the (tied) output layer, predicts its shape word, as a word embedding would. This
      is LLaVA's feature alignment (image tokens mapped into the word-embedding space) made
@@ -245,6 +246,7 @@ def legible(box: Box) -> bool:
 # ---- conversations ----------------------------------------------------------------------
 
 Turn = tuple[str, str, str]  # (task, prompt, answer)
+TASKS = ("naming", "existence", "attribute", "relative")
 
 
 def existence_turns(scene: Scene, box: Box, rng: np.random.Generator) -> list[Turn]:
@@ -296,6 +298,7 @@ class Encoded:
     labels: list[int]  # -100 except answer tokens
     positions: list[int]
     branch: list[int]  # 0: shared prefix, k: k-th question
+    task: list[int]  # TASKS index of the question an answer token answers, -1 elsewhere
 
 
 class Conversations:
@@ -332,14 +335,15 @@ class Conversations:
             shared = next((i for i, (a, b) in enumerate(zip(prompts[0], prompt)) if a != b), min(shared, len(prompt)))
         shared = min(shared, min(len(p) for p in prompts) - 1)  # every branch keeps its last prompt token
         ids, labels = list(prompts[0][:shared]), [-100] * shared
-        positions, branch = list(range(shared)), [0] * shared
-        for number, (prompt, reply) in enumerate(zip(prompts, replies), start=1):
+        positions, branch, task = list(range(shared)), [0] * shared, [-1] * shared
+        for number, ((kind, _, _), prompt, reply) in enumerate(zip(turns, prompts, replies), start=1):
             tail = prompt[shared:] + reply
             ids += tail
             labels += [-100] * (len(prompt) - shared) + reply
             positions += list(range(shared, shared + len(tail)))
             branch += [number] * len(tail)
-        return Encoded(ids, labels, positions, branch)
+            task += [-1] * (len(prompt) - shared) + [TASKS.index(kind)] * len(reply)
+        return Encoded(ids, labels, positions, branch, task)
 
 
 def batch_tensors(encoded: Sequence[Encoded], pad_id: int) -> dict[str, torch.Tensor]:
@@ -348,6 +352,7 @@ def batch_tensors(encoded: Sequence[Encoded], pad_id: int) -> dict[str, torch.Te
     padding token sees itself only)."""
     ids = pad([e.ids for e in encoded], pad_id)
     labels = pad([e.labels for e in encoded], -100)
+    task = pad([e.task for e in encoded], -1)
     positions = pad([e.positions for e in encoded], 0)
     branch = pad([e.branch for e in encoded], -1)  # [b, seq]
     length = ids.shape[1]
@@ -356,7 +361,7 @@ def batch_tensors(encoded: Sequence[Encoded], pad_id: int) -> dict[str, torch.Te
     padding = branch < 0
     visible &= ~padding[:, None, :]
     visible |= torch.eye(length, dtype=torch.bool) & padding[:, :, None]
-    return {"ids": ids, "labels": labels, "positions": positions, "mask": visible[:, None]}
+    return {"ids": ids, "labels": labels, "task": task, "positions": positions, "mask": visible[:, None]}
 
 
 # ---- data ---------------------------------------------------------------------------------
@@ -501,19 +506,16 @@ class Phase:
     name: str
     tasks: tuple[str, ...]  # turn tasks trained in this phase
     steps: int
-    # at most this many turns per view of these tasks (the views' turns are in random order):
-    # existence has 2-6 turns per view and would otherwise outweigh the VQA turns 3 to 1
-    limits: tuple[tuple[str, int], ...] = ()
-    # only views with a turn of these tasks are drawn (default: any of `tasks`)
-    required: tuple[str, ...] = ()
 
-    def select(self, view: Sequence[Turn]) -> list[Turn]:
-        limits, kept, counts = dict(self.limits), [], {}
-        for turn in view:
-            counts[turn[0]] = counts.get(turn[0], 0) + 1
-            if turn[0] in self.tasks and counts[turn[0]] <= limits.get(turn[0], len(view)):
-                kept.append(turn)
-        return kept
+
+def balanced_loss(logits: torch.Tensor, labels: torch.Tensor, task: torch.Tensor) -> torch.Tensor:
+    """Mean over the tasks present of each task's mean answer-token cross-entropy: existence has
+    2-6 questions per view, the VQA 0-2, and would otherwise take most of the gradient. A reply
+    token is predicted from the position before it, which is in the same branch."""
+    losses = F.cross_entropy(logits[:, :-1].flatten(0, 1), labels[:, 1:].flatten(), ignore_index=-100,
+                             reduction="none")
+    task = task[:, 1:].flatten()
+    return torch.stack([losses[task == t].mean() for t in task.unique() if t >= 0]).mean()
 
 
 def patch_word_targets(shape: np.ndarray, tokenizer) -> torch.Tensor:
@@ -539,16 +541,15 @@ def train_language(model, processor, features: torch.Tensor, turns: Sequence[Seq
     rng = np.random.default_rng([seed, 13])
     total, done, logs = sum(phase.steps for phase in phases), 0, []
     for phase in phases:
-        kept = [phase.select(view) for view in turns]
-        usable = [i for i, view in enumerate(kept) if any(t[0] in (phase.required or phase.tasks) for t in view)]
+        kept = [[turn for turn in view if turn[0] in phase.tasks] for view in turns]
+        usable = [i for i, view in enumerate(kept) if view]
         for step in range(phase.steps):
             for group in optimizer.param_groups:
                 group["lr"] = schedule(done, total, 1e-3)
             index = rng.choice(usable, size=batch, replace=False)
             tensors = batch_tensors([conversations.encode(kept[i]) for i in index], pad_id)
             logits = language_logits(model, features[index], tensors["ids"], tensors["mask"], tensors["positions"])
-            # a reply token is predicted from the position before it, which is in the same branch
-            loss = F.cross_entropy(logits[:, :-1].flatten(0, 1), tensors["labels"][:, 1:].flatten(), ignore_index=-100)
+            loss = balanced_loss(logits, tensors["labels"], tensors["task"])
             words = model.lm_head(model.model.multi_modal_projector(features[index]))  # [b, 64, vocab]
             loss = loss + PATCH_WORD_WEIGHT * F.cross_entropy(words.flatten(0, 1), patch_words[index].flatten(),
                                                               ignore_index=-100)
@@ -648,7 +649,7 @@ def training_logits(model, processor, scenes: Sequence[Scene], probes: Sequence[
         for start in range(0, len(probes), 64):
             batch = probes[start:start + 64]
             encoded = [conversations.prompt_ids(p.prompt) for p in batch]
-            tensors = batch_tensors([Encoded(e, [-100] * len(e), list(range(len(e))), [1] * len(e)) for e in encoded],
+            tensors = batch_tensors([Encoded(e, [-100] * len(e), list(range(len(e))), [1] * len(e), [-1] * len(e)) for e in encoded],
                                     processor.tokenizer.pad_token_id)
             logits = language_logits(model, features[start:start + 64], tensors["ids"], tensors["mask"],
                                      tensors["positions"])
@@ -660,8 +661,7 @@ def training_logits(model, processor, scenes: Sequence[Scene], probes: Sequence[
 
 PHASES = (Phase("naming", ("naming",), 80),
           Phase("existence", ("naming", "existence"), 250),
-          Phase("vqa", ("existence", "attribute", "relative"), 650, limits=(("existence", 1),),
-                required=("attribute", "relative")))
+          Phase("vqa", TASKS, 550))
 
 
 def cpu_seconds() -> float:

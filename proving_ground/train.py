@@ -377,15 +377,14 @@ class ViewSet:
     pattern: np.ndarray  # [n, 64] int64
     kinds: list[str]
     turns: list[list[Turn]]
-    scenes: list[Scene] = field(repr=False, default_factory=list)
-    boxes: list[Box] = field(default_factory=list)
-    scene_of: list[int] = field(default_factory=list)
+    scenes: list[Scene] = field(repr=False)
 
 
 def build_views(n_scenes: int, seed: int) -> ViewSet:
+    """`n_scenes` scenes and their views (sample_views) with per-patch labels and questions."""
     rng = np.random.default_rng([seed, 7])
-    images, shapes, patterns, kinds, turns, scenes, boxes, scene_of = [], [], [], [], [], [], [], []
-    for index in range(n_scenes):
+    images, shapes, patterns, kinds, turns, scenes = [], [], [], [], [], []
+    for _ in range(n_scenes):
         scene = make_scene(rng)
         scenes.append(scene)
         for kind, box in sample_views(scene, rng):
@@ -395,9 +394,7 @@ def build_views(n_scenes: int, seed: int) -> ViewSet:
             patterns.append(pattern)
             kinds.append(kind)
             turns.append(conversation(scene, kind, box, rng))
-            boxes.append(box)
-            scene_of.append(index)
-    return ViewSet(np.stack(images), np.stack(shapes), np.stack(patterns), kinds, turns, scenes, boxes, scene_of)
+    return ViewSet(np.stack(images), np.stack(shapes), np.stack(patterns), kinds, turns, scenes)
 
 
 def pixel_tensor(images: np.ndarray, processor) -> torch.Tensor:

@@ -243,6 +243,8 @@ def table(rows: Sequence[Row], results: dict[str, dict | None], traces: dict[str
 
 def focus_only_example(out: Path, rows: Sequence[Row]) -> Path | None:
     """Copy the picture of the first question FOCUS (n_steps 4) got right and vanilla wrong."""
+    if MAIN not in rows or VANILLA not in rows:
+        return None
     main, vanilla = (sample_scores(out / "results" / str(rows.index(row))) for row in (MAIN, VANILLA))
     for doc_id in sorted(main):
         if main[doc_id] and vanilla.get(doc_id) is False:

@@ -56,7 +56,7 @@ from transformers.utils.logging import disable_progress_bar
 from focus_eval.config import load_config
 from focus_eval.counters import Meter
 from focus_eval.model_wrappers import load_adapter
-from focus_eval.model_wrappers.tiny import TEXT, VISION, tiny_parts
+from focus_eval.model_wrappers.tiny import TEXT, VISION, tiny_parts, with_dimensions
 from focus_eval.pipeline import FocusPipeline
 
 FAMILIES = ("llava_1_5", "llava_onevision", "qwen2_5_vl")
@@ -150,11 +150,7 @@ def model_parts(family: str, size: str) -> tuple[type, Any, Any]:
     tokenizer, chat template and processor, the architecture's dimensions."""
     spec = ARCHITECTURES[size][family]
     model_class, config, processor = tiny_parts(family, image_size=spec.get("image_size", 56))
-    values = config.to_dict()
-    values["text_config"].update(spec.get("text", {}))
-    values["text_config"].pop("layer_types", None)  # derived from num_hidden_layers
-    values["vision_config"].update(spec.get("vision", {}))
-    config = type(config).from_dict(values)
+    config = with_dimensions(config, spec.get("text"), spec.get("vision"))
     if "pixels" in spec:
         min_pixels, max_pixels = spec["pixels"]
         image_processor = processor.image_processor

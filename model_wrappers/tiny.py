@@ -25,7 +25,7 @@ Options for geometry tests:
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
@@ -118,10 +118,11 @@ def build_tiny_checkpoint(family: str, path: str | Path, seed: int = 0, *, visio
     return path
 
 
-def tiny_parts(family: str, *, vision_layers: int = 2, image_size: int = 56,
-               image_preprocessing: str = "crop") -> tuple[type, Any, Any]:
+def tiny_parts(family: str, *, vision_layers: int = 2, image_size: int = 56, image_preprocessing: str = "crop",
+               corpus: Sequence[str] = _CORPUS) -> tuple[type, Any, Any]:
     """(model class, config, processor) of a tiny `family` checkpoint, before any weights exist:
-    what build_tiny_checkpoint saves; benchmarks/adapters.py gives the config real dimensions."""
+    what build_tiny_checkpoint saves; benchmarks/adapters.py and the proving ground give the
+    config other dimensions (`with_dimensions`). The tokenizer is trained on `corpus`."""
     if family not in FAMILIES:
         raise ValueError(f"unknown family {family!r}; tiny checkpoints exist for {FAMILIES}")
     if image_preprocessing not in ("crop", "pad") or (image_preprocessing == "pad" and family != "llava_1_5"):
@@ -134,11 +135,23 @@ def tiny_parts(family: str, *, vision_layers: int = 2, image_size: int = 56,
     if vision_layers < 1:
         raise ValueError(f"vision_layers={vision_layers}: need at least 1")
     builders = {"llava_1_5": _llava_1_5, "llava_onevision": _llava_onevision, "qwen2_5_vl": _qwen2_5_vl}
-    return builders[family](_tokenizer(family), vision_layers=vision_layers, image_size=image_size,
+    return builders[family](_tokenizer(family, corpus), vision_layers=vision_layers, image_size=image_size,
                             image_preprocessing=image_preprocessing)
 
 
-def _tokenizer(family: str) -> PreTrainedTokenizerFast:
+def with_dimensions(config: Any, text: dict[str, Any] | None = None, vision: dict[str, Any] | None = None,
+                    **top: Any) -> Any:
+    """A copy of a multimodal `config` with entries of its text and vision sub-configs (and
+    top-level entries) replaced."""
+    values = config.to_dict()
+    values["text_config"].update(text or {})
+    values["text_config"].pop("layer_types", None)  # derived from num_hidden_layers
+    values["vision_config"].update(vision or {})
+    values.update(top)
+    return type(config).from_dict(values)
+
+
+def _tokenizer(family: str, corpus: Sequence[str]) -> PreTrainedTokenizerFast:
     special = _SPECIAL_TOKENS[family]
     specials = list(dict.fromkeys(
         [special[k] for k in ("unk_token", "bos_token", "eos_token", "pad_token") if k in special]
@@ -148,7 +161,7 @@ def _tokenizer(family: str) -> PreTrainedTokenizerFast:
     model.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(vocab_size=VOCAB_SIZE, special_tokens=specials, show_progress=False,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    model.train_from_iterator(_CORPUS, trainer)
+    model.train_from_iterator(corpus, trainer)
     if "bos_token" in special:  # LLaVA-1.5's Llama tokenizer starts every text with <s>
         bos = special["bos_token"]
         model.post_processor = processors.TemplateProcessing(

@@ -561,10 +561,10 @@ def train_language(model, processor, features: torch.Tensor, turns: Sequence[Seq
             optimizer.step()
             done += 1
             if (step + 1) % CHECK_EVERY == 0:
-                log(f"stage B {phase.name} step {step + 1}: loss {float(loss):.3f}")
+                log(f"stage B {phase.name} step {step + 1}: loss {loss.item():.3f}")
         results = gate(phase.name)
         log(f"stage B {phase.name} done: " + ", ".join(f"{k} {v:.3f}" for k, v in results.items()))
-        logs.append({"phase": phase.name, "steps": phase.steps, "loss": float(loss), **results})
+        logs.append({"phase": phase.name, "steps": phase.steps, "loss": loss.item(), **results})
     return logs
 
 

@@ -1,9 +1,12 @@
 """`make demo`: focus-eval end to end on this machine, offline, in about a minute.
 
-1. Builds a tiny RANDOM (untrained) checkpoint of the model's family
+1. Takes the model and its questions. By default the proving ground's checkpoint
+   (`focus_eval.proving_ground`: a tiny LLaVA-1.5 trained on CPU by `make proving-ground`,
+   committed) and held-out questions of its V*Bench-like task (`proving_ground.scenes`, the
+   evaluation's seed), with the FOCUS options of `configs/proving_ground/llava_1_5.yaml`.
+   With `--untrained`: a tiny RANDOM checkpoint of `--model`'s family
    (`focus_eval.model_wrappers.tiny`) and tiny copies of the benchmarks in their real column
-   schemas (`focus_eval.tasks.tiny_data`: synthetic scenes at the benchmarks' average
-   resolutions with small coloured shapes to find).
+   schemas (`focus_eval.tasks.tiny_data`); its accuracy means nothing.
 2. Runs lmms-eval's command line once with a two-run `--config`: the FOCUS model, and the same
    model with `method=vanilla` (full image, same counters), through `focus-eval lmms-eval`
    (lmms-eval's own CLI with an honest exit status; lmms-eval 0.7.3 exits 0 after errors).
@@ -12,18 +15,17 @@
    accuracy, forward passes (search and total), TFLOPs, seconds and peak memory per question,
    and the questions that failed.
 4. Writes the README picture `docs/demo.png` and its trace `docs/demo.json` through the Python
-   API (`Focus(...).answer(...).save(...)`). The picture is the same on every run; the trace
-   holds this run's timings, so git ignores it.
+   API (`Focus(...).answer(...).save(...)`): the first question FOCUS got right and vanilla
+   wrong (else the first question). The picture is the same on every run; the trace holds
+   this run's timings, so git ignores it.
 5. Runs `focus-eval compare` on the two runs beside the paper's numbers for the real model of
    the family (`<out>/compare/`) and copies the first task's accuracy-vs-FP plot to
-   `docs/compare.png` (the README's; the same on every run, titled as untrained).
+   `docs/compare.png` (the README's; the same on every run).
 
-The tiny model is untrained: its answers are noise and its accuracy means nothing. The demo
-shows that everything runs and what gets reported. lmms-eval's full log is in
-`<out>/lmms-eval.log`.
+lmms-eval's full log is in `<out>/lmms-eval.log`.
 
-    python -m focus_eval.demo [--out demo_out] [--docs docs] [--model llava_ov_focus]
-                              [--tasks vstar,hrbench4k] [--limit N]
+    python -m focus_eval.demo [--out demo_out] [--docs docs] [--limit N]
+    python -m focus_eval.demo --untrained [--model llava_ov_focus] [--tasks vstar,hrbench4k] ...
 
 Exit status 0 when both runs produced results, 1 otherwise.
 """
@@ -33,6 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -49,6 +52,10 @@ METHODS = ("focus", "vanilla")
 # Answers are option letters; the untrained model would otherwise write 1024 tokens of noise.
 GEN_KWARGS = "max_new_tokens=16"
 PLOT_TITLE = "make demo: tiny UNTRAINED model, its accuracy means nothing"
+PROVING_PLOT_TITLE = "make demo: the proving ground's tiny LLaVA-1.5 on its synthetic questions, not V*Bench"
+PROVING_MODEL, PROVING_TASKS = "llava_1_5_focus", ("vstar", "vstar_logits")
+PROVING_QUESTIONS = 40  # about a minute on 2 cores
+PROVING_SEED = 1  # the evaluation's seed (proving_ground.evaluate): scenes the training never draws
 UNTRAINED = "\n".join([
     "+" + "-" * 81 + "+",
     "| The demo model is a tiny RANDOM checkpoint built just now. It is UNTRAINED:     |",
@@ -57,20 +64,39 @@ UNTRAINED = "\n".join([
     "| accuracy, forward passes, TFLOPs, seconds and peak memory.                      |",
     "+" + "-" * 81 + "+",
 ])
+TRAINED = "\n".join([
+    "+" + "-" * 81 + "+",
+    "| The demo model: the proving ground's tiny LLaVA-1.5 (1.3M parameters), trained  |",
+    "| here on CPU on SYNTHETIC V*Bench-like questions only: the pattern of a named    |",
+    "| shape, or which of two shapes is left. Its accuracy is on those questions, not  |",
+    "| on V*Bench (README, 'Proving ground'). Other models: python -m focus_eval.demo  |",
+    "| --untrained --model llava_ov_focus (random weights: its accuracy means nothing) |",
+    "+" + "-" * 81 + "+",
+])
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m focus_eval.demo", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="demo_out", help="working folder (checkpoint, data, results)")
     parser.add_argument("--docs", default="docs", help="folder for the README picture demo.png + demo.json")
-    parser.add_argument("--model", default="llava_ov_focus", help="FOCUS model of lmms-eval")
-    parser.add_argument("--tasks", default="vstar,hrbench4k", help="comma-separated focus-eval tasks")
-    parser.add_argument("--limit", type=int, default=None, help="questions per task (default: all)")
+    parser.add_argument("--untrained", action="store_true",
+                        help="a tiny random checkpoint of --model's family on tiny benchmarks (default: the "
+                             "proving ground's trained LLaVA-1.5 on its own questions)")
+    parser.add_argument("--model", help=f"FOCUS model of lmms-eval (default: {PROVING_MODEL}; with --untrained: "
+                                        "llava_ov_focus)")
+    parser.add_argument("--tasks", help="comma-separated focus-eval tasks (default: vstar; with --untrained: "
+                                        "vstar,hrbench4k)")
+    parser.add_argument("--limit", type=int, default=None,
+                        help=f"questions per task (default: all; the proving ground writes {PROVING_QUESTIONS})")
     args = parser.parse_args(argv)
-    tasks = args.tasks.split(",")
+    args.model = args.model or ("llava_ov_focus" if args.untrained else PROVING_MODEL)
+    tasks = (args.tasks or ("vstar,hrbench4k" if args.untrained else "vstar")).split(",")
     unknown = [task for task in tasks if task not in TASK_DATA]
     if unknown:
         parser.error(f"unknown task {unknown[0]!r}; choose from {', '.join(TASK_DATA)}")
+    if not args.untrained and (args.model != PROVING_MODEL or set(tasks) - set(PROVING_TASKS)):
+        parser.error(f"the proving ground's checkpoint is a {PROVING_MODEL} trained on V*Bench-like questions only "
+                     f"(tasks {', '.join(PROVING_TASKS)}); add --untrained for other models or tasks")
 
     # imports torch / transformers: after the arguments are checked
     from focus_eval.model_wrappers.model_args import model_spec
@@ -79,15 +105,28 @@ def main(argv: list[str] | None = None) -> int:
 
     spec = model_spec(args.model)
     out = Path(args.out).resolve()
-    print(UNTRAINED, flush=True)
-    checkpoint = build_tiny_checkpoint(spec.family, out / f"tiny-{spec.family}")
-    data = {key: tiny_data.write_tiny_dataset(key, out / "data", scale=1.0)
-            for key in dict.fromkeys(TASK_DATA[task] for task in tasks)}
-    print(f"\nBuilt the untrained tiny {spec.family} checkpoint {checkpoint} and tiny {', '.join(data)} "
-          f"datasets in their real schemas under {out / 'data'}.")
+    banner = UNTRAINED if args.untrained else TRAINED
+    print(banner, flush=True)
+    if args.untrained:
+        checkpoint = build_tiny_checkpoint(spec.family, out / f"tiny-{spec.family}")
+        data = {key: tiny_data.write_tiny_dataset(key, out / "data", scale=1.0)
+                for key in dict.fromkeys(TASK_DATA[task] for task in tasks)}
+        options: dict = {}
+        print(f"\nBuilt the untrained tiny {spec.family} checkpoint {checkpoint} and tiny {', '.join(data)} "
+              f"datasets in their real schemas under {out / 'data'}.")
+    else:
+        from focus_eval.proving_ground import CHECKPOINT, evaluate, scenes
 
+        checkpoint = CHECKPOINT
+        data = {"vstar": scenes.write_dataset(out / "data", args.limit or PROVING_QUESTIONS, PROVING_SEED)}
+        options = {**evaluate.focus_options(), "n_steps": evaluate.MAIN_STEPS}  # the README table's FOCUS row
+        print(f"\nThe proving ground's checkpoint {checkpoint}; {args.limit or PROVING_QUESTIONS} of its held-out "
+              f"questions in V*Bench's schema under {out / 'data'}; FOCUS options {options}.")
+
+    for stale in ("results", "maps", "compare"):  # lmms-eval adds a results file per run; compare would read all
+        shutil.rmtree(out / stale, ignore_errors=True)
     config = out / "runs.yaml"
-    config.write_text(yaml.safe_dump([_run(spec.model_id, method, checkpoint, data, tasks, args.limit, out)
+    config.write_text(yaml.safe_dump([_run(spec.model_id, method, checkpoint, data, tasks, args.limit, out, options)
                                       for method in METHODS], sort_keys=False))
     log = out / "lmms-eval.log"
     command = [str(Path(sys.executable).with_name("focus-eval")), "lmms-eval", "--config", str(config)]
@@ -110,20 +149,24 @@ def main(argv: list[str] | None = None) -> int:
     print("\nSummary (per question; fp = search forward passes, fp_total = all of them):\n")
     print(_summary(tasks, results))
 
-    picture, trace = _readme_picture(checkpoint, Path(args.docs))
+    picture, trace = _readme_picture(checkpoint, Path(args.docs), out, options, not args.untrained)
     print(f"\nPer-question pictures of the FOCUS run: {out / 'maps'}\nREADME picture: {picture} (trace {trace})")
-    compared = _compare(out, spec.family, tasks[0], Path(args.docs))
+    compared = _compare(out, spec.family, tasks[0], Path(args.docs),
+                        PLOT_TITLE if args.untrained else PROVING_PLOT_TITLE)
     print(f"Comparison with the paper (focus-eval compare): {out / 'compare' / 'compare.md'}; "
           f"plot {compared or 'not written (the error is above)'}\n")
-    print(UNTRAINED)
+    print(banner)
     return 0
 
 
 def _run(model_id: str, method: str, checkpoint: Path, data: dict[str, Path], tasks: list[str], limit: int | None,
-         out: Path) -> dict:
-    """One entry of lmms-eval's --config file."""
+         out: Path, options: dict) -> dict:
+    """One entry of lmms-eval's --config file; `options`: FOCUS model arguments of the FOCUS run."""
     model_args = [f"pretrained={checkpoint}", *(f"data_{key}={path}" for key, path in data.items())]
-    model_args.append(f"save_maps={out / 'maps'}" if method == "focus" else "method=vanilla")
+    if method == "focus":
+        model_args += [f"{key}={value}" for key, value in options.items()] + [f"save_maps={out / 'maps'}"]
+    else:
+        model_args.append("method=vanilla")
     run = {"model": model_id, "model_args": ",".join(model_args), "tasks": ",".join(tasks),
            "gen_kwargs": GEN_KWARGS, "output_path": str(out / "results" / method), "log_samples": True}
     if limit is not None:
@@ -152,19 +195,18 @@ def _number(value) -> str:
     return f"{value:.4g}" if isinstance(value, (int, float)) else "N/A"
 
 
-def _compare(out: Path, family: str, first_task: str, docs: Path) -> Path | None:
+def _compare(out: Path, family: str, first_task: str, docs: Path, title: str) -> Path | None:
     """`focus-eval compare` of both runs beside the paper's numbers for the family's real model;
     the first task's accuracy-vs-FP plot becomes docs/compare.png."""
     import contextlib
     import io
-    import shutil
 
     from focus_eval.cli import main as focus_eval
     from focus_eval.compare.names import FAMILY_MODELS, task_of
 
     folder = out / "compare"
     arguments = ["compare", *(str(out / "results" / method) for method in METHODS), "--paper-models",
-                 FAMILY_MODELS[family], "--out", str(folder), "--title", PLOT_TITLE]
+                 FAMILY_MODELS[family], "--out", str(folder), "--title", title]
     with contextlib.redirect_stdout(io.StringIO()):  # the tables are in compare.md
         status = focus_eval(arguments)
     if status == 2:  # the reason is on stderr
@@ -173,16 +215,30 @@ def _compare(out: Path, family: str, first_task: str, docs: Path) -> Path | None
     return Path(shutil.copy(folder / f"{task_of(first_task).benchmark}_fp.png", docs / "compare.png"))
 
 
-def _readme_picture(checkpoint: Path, docs: Path) -> tuple[Path, Path]:
-    """FOCUS on the first tiny V*Bench question through the Python API (with its GT box), saved
-    as docs/demo.*"""
+def _readme_picture(checkpoint: Path, docs: Path, out: Path, options: dict, proving: bool) -> tuple[Path, Path]:
+    """FOCUS through the Python API (with the GT boxes), saved as docs/demo.*: on the proving
+    ground, the first question the FOCUS run got right and the vanilla run wrong (else the
+    first), with the run's prompt and options; untrained, the first tiny V*Bench question."""
     from focus_eval.api import Focus
-    from focus_eval.tasks.tiny_data import build_rows
 
-    row = build_rows("vstar", scale=1.0)[0]
-    focus = Focus.from_pretrained(checkpoint, dataset="vstar")
+    if proving:
+        import datasets
+
+        from focus_eval.proving_ground.evaluate import sample_scores
+        from focus_eval.proving_ground.train import vstar_prompt
+
+        focus_right, vanilla_right = (sample_scores(out / "results" / method) for method in METHODS)
+        doc_id = next((i for i in sorted(focus_right) if focus_right[i] and vanilla_right.get(i) is False), 0)
+        row = datasets.Dataset.from_parquet(str(out / "data" / "vstar.parquet"))[doc_id]
+        image, prompt = row["image"], vstar_prompt(row["text"])  # a PIL image, as datasets decodes it
+    else:
+        from focus_eval.tasks.tiny_data import build_rows
+
+        row = build_rows("vstar", scale=1.0)[0]
+        image, prompt = row["image"]["bytes"], row["text"]
+    focus = Focus.from_pretrained(checkpoint, dataset="vstar", **options)
     gt_boxes = [[x, y, x + w, y + h] for x, y, w, h in row["bbox"]]  # V*'s [x, y, w, h]; drawn in the picture
-    return focus.answer(row["image"]["bytes"], row["text"], max_new_tokens=16, gt_boxes=gt_boxes,
+    return focus.answer(image, prompt, max_new_tokens=16, gt_boxes=gt_boxes,
                         gt_names=row["target_object"]).save(docs, "demo")
 
 

@@ -1,6 +1,8 @@
-"""`make demo` (python -m focus_eval.demo): offline, tiny untrained LLaVA-OneVision, tiny
-benchmarks in the real schemas, lmms-eval's command line (through `focus-eval lmms-eval`) for FOCUS and vanilla, the
-results tables with the counter columns, the README pictures; it says the model is untrained."""
+"""`make demo` (python -m focus_eval.demo): offline, the proving ground's trained LLaVA-1.5 on its
+held-out questions (default) or a tiny untrained LLaVA-OneVision on tiny benchmarks in the real
+schemas (--untrained); lmms-eval's command line (through `focus-eval lmms-eval`) for FOCUS and
+vanilla, the results tables with the counter columns, the README pictures; it says what the model
+is."""
 
 import json
 import os
@@ -25,12 +27,44 @@ def summary_rows(stdout: str) -> dict[tuple[str, str], dict[str, str]]:
     return rows
 
 
-def test_demo_runs_focus_and_vanilla_through_lmms_eval(tmp_path):
+def run_demo(tmp_path, *arguments: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, HF_HOME=str(tmp_path / "hf"))
     env.pop("LMMS_EVAL_PLUGINS", None)
-    done = subprocess.run([sys.executable, "-m", "focus_eval.demo", "--out", str(tmp_path / "out"), "--docs",
-                           str(tmp_path / "docs"), "--limit", "2"], env=env, cwd=tmp_path, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "focus_eval.demo", "--out", str(tmp_path / "out"), "--docs",
+                           str(tmp_path / "docs"), *arguments], env=env, cwd=tmp_path, capture_output=True,
                           text=True, timeout=600)
+
+
+def test_demo_runs_the_proving_ground_checkpoint_through_lmms_eval(tmp_path):
+    done = run_demo(tmp_path, "--limit", "4")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    out = done.stdout
+    assert out.count("trained  |\n| here on CPU on SYNTHETIC V*Bench-like questions only") == 2  # first and last words
+    assert "/proving_ground/checkpoint,data_vstar=" in out and "row_normalization=column" in out
+    rows = summary_rows(out)
+    assert set(rows) == {("vstar", "focus"), ("vstar", "vanilla")}
+    focus, vanilla = rows[("vstar", "focus")], rows[("vstar", "vanilla")]
+    assert float(focus["fp"]) >= 1 and (float(vanilla["fp"]), float(vanilla["fp_total"])) == (0, 1)
+    assert focus["failed"] == vanilla["failed"] == "0"
+    for method in ("focus", "vanilla"):
+        (results,) = (tmp_path / "out" / "results" / method).rglob("*_results.json")
+        assert json.loads(results.read_text())["n-samples"]["vstar"]["effective"] == 4
+    assert sorted(path.name for path in (tmp_path / "out" / "maps").glob("*.png")) == [
+        f"vstar_{i}.png" for i in range(4)]
+    trace = Trace.from_json((tmp_path / "docs" / "demo.json").read_text())
+    assert trace.method == "focus" and trace.image_size == [448, 336] and trace.config["row_normalization"] == "column"
+    compared = (tmp_path / "out" / "compare" / "vstar.csv").read_text()
+    assert ",llava_1_5_focus," in compared and "\npaper," in compared
+
+
+def test_demo_refuses_other_models_without_untrained(tmp_path):
+    done = run_demo(tmp_path, "--model", "llava_ov_focus")
+    assert done.returncode == 2 and "add --untrained for other models or tasks" in done.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_untrained_demo_runs_focus_and_vanilla_through_lmms_eval(tmp_path):
+    done = run_demo(tmp_path, "--untrained", "--limit", "2")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     out = done.stdout
     assert out.count("its answers are noise and its ACCURACY MEANS NOTHING") == 2  # first and last words

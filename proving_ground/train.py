@@ -557,8 +557,11 @@ def patch_word_loss(model, features: torch.Tensor, targets: torch.Tensor) -> tor
 
 def align_projector(model, features: torch.Tensor, targets: torch.Tensor, *, steps: int, batch: int, seed: int,
                     log: Callable[[str], None]) -> dict[str, Any]:
-    """Stage B0 (module docstring): the projector alone, language model frozen, on the
-    patch-word loss; returns its log."""
+    """Stage B0 (module docstring): the projector alone, language model frozen (its tied word
+    embeddings are the targets), on the patch-word loss; returns its log."""
+    language_model = list(model.model.language_model.parameters())
+    for parameter in language_model:
+        parameter.requires_grad_(False)
     projector = model.model.multi_modal_projector
     optimizer = torch.optim.AdamW(projector.parameters(), lr=ALIGN_LR, weight_decay=0.01)
     rng = np.random.default_rng([seed, 19])
@@ -573,6 +576,8 @@ def align_projector(model, features: torch.Tensor, targets: torch.Tensor, *, ste
         optimizer.step()
         if (step + 1) % CHECK_EVERY == 0 or step + 1 == steps:
             log(f"stage B0 step {step + 1}: patch-word loss {loss.item():.3f}")
+    for parameter in language_model:
+        parameter.requires_grad_(True)
     return {"steps": steps, "loss": loss.item()}
 
 
@@ -601,8 +606,7 @@ def train_language(model, processor, features: torch.Tensor, turns: Sequence[Seq
             tensors = batch_tensors([conversations.encode(kept[i]) for i in index], pad_id)
             logits = language_logits(model, features[index], tensors["ids"], tensors["mask"], tensors["positions"])
             loss = balanced_loss(logits, tensors["labels"], tensors["task"])
-            if PATCH_WORD_WEIGHT:
-                loss = loss + PATCH_WORD_WEIGHT * patch_word_loss(model, features[index], patch_words[index])
+            loss = loss + PATCH_WORD_WEIGHT * patch_word_loss(model, features[index], patch_words[index])
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -753,11 +757,7 @@ def train(out: Path, *, seed: int = 0, scenes: int = 2400, dev_scenes: int = 120
         return probe_report(probes, training_logits(model, processor, dev_views.scenes, probes), processor.tokenizer)
 
     patch_words = patch_word_targets(train_views.shape, train_views.pattern, processor.tokenizer)
-    for parameter in model.model.language_model.parameters():
-        parameter.requires_grad_(False)
     alignment = align_projector(model, features, patch_words, steps=align_steps, batch=batch, seed=seed, log=log)
-    for parameter in model.model.language_model.parameters():
-        parameter.requires_grad_(True)
     language = train_language(model, processor, features, train_views.turns, phases, patch_words=patch_words, batch=batch,
                               seed=seed, gate=gate, log=log)
     lap("stage B")

@@ -224,11 +224,10 @@ def _readme_picture(checkpoint: Path, docs: Path, out: Path, options: dict, prov
     if proving:
         import datasets
 
-        from focus_eval.proving_ground.evaluate import sample_scores
+        from focus_eval.proving_ground.evaluate import right_only_with_focus
         from focus_eval.proving_ground.train import vstar_prompt
 
-        focus_right, vanilla_right = (sample_scores(out / "results" / method) for method in METHODS)
-        doc_id = next((i for i in sorted(focus_right) if focus_right[i] and vanilla_right.get(i) is False), 0)
+        doc_id = next(iter(right_only_with_focus(*(out / "results" / method for method in METHODS))), 0)
         row = datasets.Dataset.from_parquet(str(out / "data" / "vstar.parquet"))[doc_id]
         image, prompt = row["image"], vstar_prompt(row["text"])  # a PIL image, as datasets decodes it
     else:

@@ -137,6 +137,12 @@ def sample_scores(folder: Path) -> dict[int, bool]:
     return scores
 
 
+def right_only_with_focus(focus: Path, vanilla: Path) -> list[int]:
+    """doc_ids, in order, that the FOCUS run (results folder) answered right and the vanilla run wrong."""
+    focus_right, vanilla_right = sample_scores(focus), sample_scores(vanilla)
+    return [doc_id for doc_id in sorted(focus_right) if focus_right[doc_id] and vanilla_right.get(doc_id) is False]
+
+
 def lmms_results(folder: Path) -> dict[str, Any] | None:
     """The vstar metrics of the run's results file ({"vstar_overall_acc": 41.2, ...}), None if absent."""
     found = sorted(folder.rglob("*_results.json"))
@@ -245,12 +251,10 @@ def focus_only_example(out: Path, rows: Sequence[Row]) -> Path | None:
     """Copy the picture of the first question FOCUS (n_steps 4) got right and vanilla wrong."""
     if MAIN not in rows or VANILLA not in rows:
         return None
-    main, vanilla = (sample_scores(out / "results" / str(rows.index(row))) for row in (MAIN, VANILLA))
-    for doc_id in sorted(main):
-        if main[doc_id] and vanilla.get(doc_id) is False:
-            picture = out / "traces" / str(rows.index(MAIN)) / f"{TASK}_{doc_id}.png"
-            if picture.exists():
-                return Path(shutil.copy(picture, out / "right_only_with_focus.png"))
+    for doc_id in right_only_with_focus(*(out / "results" / str(rows.index(row)) for row in (MAIN, VANILLA))):
+        picture = out / "traces" / str(rows.index(MAIN)) / f"{TASK}_{doc_id}.png"
+        if picture.exists():
+            return Path(shutil.copy(picture, out / "right_only_with_focus.png"))
     return None
 
 

@@ -81,7 +81,7 @@ test-latest: | $(UV)
 	$(LATEST_VENV)/bin/python -m pytest -q -p no:cacheprovider tests
 
 demo: $(STAMP)
-	$(PY) -m focus_eval.demo
+	$(PY) -m focus_eval.present.demo
 
 # About 10 minutes on 2 CPU cores; see benchmarks/README.md (GPU: benchmarks/adapters.py --size 7b --device cuda).
 bench: $(STAMP)

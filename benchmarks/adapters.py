@@ -1,7 +1,7 @@
 """Speed and memory of vanilla answering vs FOCUS, per model family, stage by stage.
 
 For each family a random-weight checkpoint of the real architecture is written, loaded through
-`focus_eval.model_wrappers.load_adapter` and answered through `FocusPipeline` with
+`focus_eval.model_wrappers.load_adapter` and answered through `Pipeline` with
 `load_config(family, "vstar", n_steps=n, overrun=False, method=...)`: vanilla, then FOCUS with
 n_steps = 1, 4, 8 (overrun off, so the pass count is fixed). Each configuration runs in its own
 subprocess (honest peak memory: CUDA's max_memory_allocated, or the process's VmHWM reset per
@@ -57,7 +57,7 @@ from focus_eval.config import load_config
 from focus_eval.counters import Meter
 from focus_eval.model_wrappers import load_adapter
 from focus_eval.model_wrappers.tiny import TEXT, VISION, tiny_parts, with_dimensions
-from focus_eval.pipeline import FocusPipeline
+from focus_eval.pipeline import Pipeline
 
 FAMILIES = ("llava_1_5", "llava_onevision", "qwen2_5_vl")
 SIZES = ("7b", "small", "tiny")
@@ -317,7 +317,7 @@ class Session:
         script_replies(self.adapter, prompt_lookup=10 if run.prototype == "prompt_lookup" else None)
         self.logged = LoggedAdapter(self.adapter)
         config = load_config(run.family, "vstar", n_steps=run.n_steps, overrun=False, method=run.method)
-        self.pipeline = FocusPipeline(self.logged, config)
+        self.pipeline = Pipeline(self.logged, config)
         self.image = synthetic_image(*image_size)
 
     def ask(self) -> dict:

@@ -46,13 +46,13 @@ from transformers.utils.logging import disable_progress_bar
 
 from focus_eval.config import load_config
 from focus_eval.images import load_image
-from focus_eval.maps import to_grid
+from focus_eval.methods.focus.maps import to_grid
 from focus_eval.model_wrappers import load_adapter
 from focus_eval.model_wrappers.tiny import build_tiny_checkpoint
-from focus_eval.pipeline import FocusPipeline
-from focus_eval.proposals import propose_rois
+from focus_eval.pipeline import Pipeline
+from focus_eval.methods.focus.proposals import propose_rois
 from focus_eval.recall import add_recall
-from focus_eval.relevance import DegenerateRelevanceWarning, object_relevance_map
+from focus_eval.methods.focus.relevance import DegenerateRelevanceWarning, object_relevance_map
 from focus_eval.tasks import tiny_data
 from focus_eval.tasks.hrbench import utils as hrbench
 from focus_eval.tasks.vstar import utils as vstar
@@ -138,7 +138,7 @@ def demo_data(workdir: Path) -> dict:
         truths = _truths(rows) if key == "vstar" else [([], [])] * len(rows)
         for name, overrides in SETTINGS.items():
             config = load_config("llava_onevision", key, target_max_new_tokens=16, **overrides)
-            pipeline = FocusPipeline(adapter, config)
+            pipeline = Pipeline(adapter, config)
             stats = []
             for row, (boxes, names) in zip(rows, truths):
                 image, prompt = _image_and_prompt(key, row)
@@ -187,7 +187,7 @@ def planted(grid: tuple[int, int], family: str, multi_image: bool) -> dict:
         for name, overrides in SETTINGS.items():
             adapter = Planted(area // 4, grid_shape=grid, multi_image=multi_image, **options)
             config = load_config(family, "vstar", layers="0-4", reference_num_layers=4, **overrides)
-            trace = FocusPipeline(adapter, config).answer(image, prompt).trace
+            trace = Pipeline(adapter, config).answer(image, prompt).trace
             add_recall(trace, gt)
             out[f"{label} {name}"] = summary([question_stats(trace)])
     return out

@@ -3,7 +3,7 @@
 Relevance map: the cache of the 8 selected layers (of 28) as the adapter hands it over,
 4 kv heads x 128, a 7,400-token sequence with 7,269 image tokens (a 1080x1920 image: the 27x27
 base view, then the 60x108 local grid with a newline token per row), 3 target tokens,
-float32 on CPU (and bfloat16 for ours). focus_eval.relevance.object_relevance_map against the literal Fig. 7
+float32 on CPU (and bfloat16 for ours). focus_eval.methods.focus.relevance.object_relevance_map against the literal Fig. 7
 transcription (tests/fig7_literal.py) on the same input; the literal one only loops over
 those 8 layers (Fig. 7 as written would build X for all 28, 3.5x more).
 
@@ -11,7 +11,7 @@ Each variant runs in a fresh subprocess with its input already allocated; peak e
 is VmHWM minus the resident size just before the call, with the high-water mark reset
 through /proc/self/clear_refs before every call (focus_eval.counters.Meter), Linux only.
 
-Then ROI proposal + NMS (focus_eval.proposals.propose_rois) on a 60x108 map with k = 30.
+Then ROI proposal + NMS (focus_eval.methods.focus.proposals.propose_rois) on a 60x108 map with k = 30.
 
 Usage: python benchmarks/relevance_map.py   (about a minute on 2 cores)
 """
@@ -31,10 +31,10 @@ import torch
 
 from focus_eval.config import FocusConfig
 from focus_eval.counters import Meter
-from focus_eval.maps import to_grid
-from focus_eval.proposals import propose_rois
+from focus_eval.methods.focus.maps import to_grid
+from focus_eval.methods.focus.proposals import propose_rois
 from focus_eval.protocol import GridGeometry
-from focus_eval.relevance import object_relevance_map
+from focus_eval.methods.focus.relevance import object_relevance_map
 
 ROOT = Path(__file__).resolve().parents[1]
 LAYERS, HEADS, SEQ, HEAD_DIM = 8, 4, 7400, 128

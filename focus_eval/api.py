@@ -26,15 +26,15 @@ from PIL import Image
 
 from focus_eval.config import FocusConfig, coerce_overrides, load_config
 from focus_eval.images import load_image
-from focus_eval.pipeline import FocusPipeline, FocusResult
+from focus_eval.pipeline import Pipeline, PipelineResult
 from focus_eval.protocol import Adapter
 from focus_eval.recall import add_recall
-from focus_eval.visualize import render_explanation, save_explanation
+from focus_eval.present.visualize import render_explanation, save_explanation
 
 
 @dataclass
-class FocusAnswer(FocusResult):
-    """A FocusResult (answer, trace, final_images) with the RGB image it was computed on."""
+class FocusAnswer(PipelineResult):
+    """A PipelineResult (answer, trace, final_images) with the RGB image it was computed on."""
 
     image: Image.Image = field(kw_only=True)
 
@@ -43,7 +43,7 @@ class FocusAnswer(FocusResult):
         return np.asarray(self._target(target).relevance_map, dtype=np.float32)
 
     def picture(self) -> Image.Image:
-        """The explanation picture (focus_eval.visualize.render_explanation)."""
+        """The explanation picture (focus_eval.present.visualize.render_explanation)."""
         return render_explanation(self.trace, self.image, self.final_images).image
 
     def save(self, out_dir: str | os.PathLike, stem: str) -> tuple[Path, Path]:
@@ -68,7 +68,7 @@ class Focus:
     def __init__(self, adapter: Adapter, config: FocusConfig):
         self.adapter = adapter
         self.config = config
-        self._pipeline = FocusPipeline(adapter, config)
+        self._pipeline = Pipeline(adapter, config)
 
     @classmethod
     def from_pretrained(cls, pretrained: str | os.PathLike, *, family: str | None = None,

@@ -198,7 +198,7 @@ def compose_final_input(image: Image.Image, chosen: Sequence[Sequence[tuple]], *
     named = [(name, [clip_box(box, image.size) for box in boxes]) for name, boxes in zip(names, chosen) if boxes]
     per_target = [boxes for _, boxes in named]
     if not per_target:
-        return FinalInput(images=[image], boxes=[_full_box(image)], layout="full")
+        return full_image_input(image)
 
     every_box = _unique(box for boxes in per_target for box in boxes)
     if multi_image:
@@ -218,6 +218,17 @@ def compose_final_input(image: Image.Image, chosen: Sequence[Sequence[tuple]], *
         return FinalInput(images=[image.crop(union)], boxes=[union], layout="union")
     merged = merge_overlapping(every_box)
     return FinalInput(images=[paste_on_canvas(image, merged, canvas_size)], boxes=merged, layout="canvas")
+
+
+def full_image_input(image: Image.Image) -> FinalInput:
+    """The full image alone: vanilla's input, and every method's when it chose nothing."""
+    return FinalInput(images=[image], boxes=[_full_box(image)], layout="full")
+
+
+def target_names(targets: Sequence) -> list[str]:
+    """How the texts of a multi-image input name each target (`focus_eval.targets.Target`):
+    "the red car", or "boats" for a type-2 target."""
+    return [target.name if target.all_instances else f"the {target.name}" for target in targets]
 
 
 def interleaved_texts(crop_names: Sequence[Sequence[str]]) -> list[str]:

@@ -1,4 +1,4 @@
-"""Typed FOCUS configuration: Table 7 per model family and dataset, every field overridable.
+"""Typed configuration of every method: Table 7 per model family and dataset, every field overridable.
 
 `load_config(family, dataset, **overrides)` reads `configs/<family>.yaml` (installed as
 `focus_eval.configs`), applies its rules for the dataset and n_steps, then the overrides.
@@ -22,7 +22,7 @@ Choices where the paper is ambiguous (each one a field, so it can be switched):
   "mean" (default) divides the map by its mean; "global" min-max normalises it; "max"
   divides it by its maximum; "anchor" compares the ROI mean with expansion_threshold times
   the anchor's min-max score. The argument from Table 12 for "mean" is in
-  `focus_eval.proposals.expansion_scores`.
+  `focus_eval.methods.focus.proposals.expansion_scores`.
 - final_texts / final_images_alone (global-local models' multi-image final input, A.5):
   interleave a short text after each image saying what it shows (ZoomEye's strategy, which the
   paper follows; wording in compose.py); and encode every image as the model encodes an image
@@ -38,6 +38,9 @@ Choices where the paper is ambiguous (each one a field, so it can be switched):
   (`--model_args image_aspect=crop`, `Focus.from_pretrained(..., processor_kwargs=...)`,
   `focus-eval --image-aspect`): it decides the pixels of every model call, vanilla's too
   (model_wrappers/llava_1_5.py).
+- The baselines' options carry their method's prefix (zoomeye_*, vicrop_*); their defaults per
+  family are the official code's (configs/<family>.yaml), and the choices made where that code
+  or its paper is silent are written in focus_eval/methods/zoomeye.py and vicrop.py.
 - gaussian_sigma / downsample: Sec. 3.2 names a Gaussian filter and downsampling for
   global-local models without values. sigma is in grid cells; downsampling is average
   pooling by an integer factor (a partial last block averages what it has). Factor 2 turns
@@ -61,7 +64,7 @@ DATASETS = ("vstar", "hrbench4k", "hrbench8k", "mme_realworld_lite")
 @dataclass(frozen=True)
 class FocusConfig:
     # what runs
-    method: Literal["focus", "vanilla"] = "focus"
+    method: Literal["focus", "vanilla", "zoomeye", "vicrop"] = "focus"
     relevance: Literal["vv", "kk", "random"] = "vv"  # Table 3 ablations: K-K w/o RoPE, random map
     ranking: bool = True  # False: Table 3 "proposal ranking" ablation, top anchor ROI answers
     answer_scheme: Literal["generate", "logits"] = "generate"  # logits matching of C.5
@@ -103,6 +106,28 @@ class FocusConfig:
     existence_prompt: str = "Is there a {target} in the image? Answer Yes or No."
     target_max_new_tokens: int = 64
 
+    # ZoomEye (baseline; official defaults per family in configs/<family>.yaml)
+    zoomeye_depth: int = 5  # depth cap of a type-1 search (Table 10: Depth-1, -2, -5)
+    zoomeye_type2_depth: int = 2  # depth of the type-2 post-order search
+    zoomeye_split: int = 4  # children per node: 4 (the official 2x2 / 1x4 / 4x1), 2 (halves of the longer side)
+    zoomeye_bias: float = 0.6  # b in the priority weight w = b + (1 - b) d^2 / D^2
+    zoomeye_patch_scale: float = 1.2  # a node's view: its box grown to the patch size, times this
+    zoomeye_tau_up: float = 0.6  # answering confidence that ends the search
+    zoomeye_tau_low: float = 0.0  # the lowered threshold may not go below this
+    zoomeye_decrements: tuple[float, ...] = (0.1, 0.1, 0.2)  # tau_up lowered by these in turn (the last repeats)
+    zoomeye_pop_factor: int = 3  # pops before the threshold is lowered: this times the depth
+    zoomeye_pop_increment: int = 2  # further pops allowed after each lowering
+    zoomeye_type2_threshold: float = 0.6  # existence confidence a type-2 node must reach
+
+    # ViCrop (baseline; official defaults per family in configs/<family>.yaml)
+    vicrop_map: Literal["rel_att", "grad_att"] = "rel_att"
+    vicrop_high: bool = False  # the "-high" variant: one map per tile of at most vicrop_tile_side px
+    vicrop_layer: int = 14  # the decoder layer whose attention is read, 0-based
+    vicrop_reference_num_layers: int = 32  # depth vicrop_layer is given for; scaled for other depths
+    vicrop_crop_side: int = 336  # side in pixels of the crop window at ratio 1
+    vicrop_tile_side: int = 1024
+    vicrop_generic_prompt: str = "Write a general description of the image."
+
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -125,6 +150,20 @@ class FocusConfig:
             (-1.0 <= self.t_type2 <= 1.0, "t_type2 is a confidence in [-1, 1]"),
             (self.canvas_size >= 2, "canvas_size must be >= 2"),
             ("{target}" in self.existence_prompt, "existence_prompt must contain {target}"),
+            (self.zoomeye_depth >= 1 and self.zoomeye_type2_depth >= 1, "zoomeye depths must be >= 1"),
+            (self.zoomeye_split in (2, 4), "zoomeye_split must be 4 or 2"),
+            (0.0 <= self.zoomeye_bias <= 1.0, "zoomeye_bias must be in [0, 1]"),
+            (self.zoomeye_patch_scale >= 1.0, "zoomeye_patch_scale must be >= 1"),
+            (-1.0 <= self.zoomeye_tau_low <= self.zoomeye_tau_up <= 1.0,
+             "need -1 <= zoomeye_tau_low <= zoomeye_tau_up <= 1"),
+            (len(self.zoomeye_decrements) >= 1 and all(d > 0 for d in self.zoomeye_decrements),
+             "zoomeye_decrements must be one or more positive numbers"),
+            (self.zoomeye_pop_factor >= 1 and self.zoomeye_pop_increment >= 1,
+             "zoomeye_pop_factor and zoomeye_pop_increment must be >= 1"),
+            (-1.0 <= self.zoomeye_type2_threshold <= 1.0, "zoomeye_type2_threshold is a confidence in [-1, 1]"),
+            (0 <= self.vicrop_layer < self.vicrop_reference_num_layers,
+             "need 0 <= vicrop_layer < vicrop_reference_num_layers"),
+            (self.vicrop_crop_side >= 1 and self.vicrop_tile_side >= 1, "vicrop sides must be >= 1"),
             (self.dataset is None or self.dataset in DATASETS, f"dataset must be one of {DATASETS}"),
         ]
         for ok, message in checks:
@@ -152,7 +191,9 @@ class FocusConfig:
         return range(start, end)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """Plain JSON data (tuples as lists), so a trace's config survives a JSON round trip."""
+        return {name: list(value) if isinstance(value, tuple) else value
+                for name, value in dataclasses.asdict(self).items()}
 
 
 def load_config(family: str, dataset: str | None = None, **overrides: Any) -> FocusConfig:
@@ -249,6 +290,8 @@ def _coerce(name: str, hint: Any, value: Any) -> Any:
         return None
     if _choices(hint):
         return str(value)
+    if get_origin(hint) is tuple:
+        return _coerce_tuple(name, get_args(hint)[0], value)
     args = [a for a in get_args(hint) if a is not type(None)] if get_origin(hint) else [hint]
     target = args[0]
     try:
@@ -271,3 +314,13 @@ def _coerce(name: str, hint: Any, value: Any) -> Any:
         return str(value)
     except (TypeError, ValueError):
         raise ValueError(f"{name}={value!r}: expected {getattr(target, '__name__', target)}") from None
+
+
+def _coerce_tuple(name: str, item: type, value: Any) -> tuple:
+    """A list or tuple, or a string of items separated by ':', ';' or whitespace (lmms-eval's
+    --model_args splits on commas, so "0.1:0.1:0.2")."""
+    items = value if isinstance(value, (list, tuple)) else str(value).replace(":", " ").replace(";", " ").split()
+    try:
+        return tuple(item(v) for v in items)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}={value!r}: expected {item.__name__} values separated by ':'") from None

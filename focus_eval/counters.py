@@ -11,8 +11,10 @@ import torch
 
 from focus_eval.protocol import PassCost
 
-STAGES = ("targets", "relevance", "proposals", "ranking", "answer")
-# Which counter a stage's passes go to; the others are the visual search (`fp`).
+# FOCUS's stages, then "search" (a baseline's search that is not split into those, ZoomEye's tree),
+# then the final answer. A method books each model call to the stage that makes it.
+STAGES = ("targets", "relevance", "proposals", "ranking", "search", "answer")
+# Which counter a stage's forward passes go to; the others are the visual search (`fp`).
 _PASS_BUCKET = {"targets": "fp_targets", "answer": "fp_answer"}
 
 
@@ -20,11 +22,14 @@ _PASS_BUCKET = {"targets": "fp_targets", "answer": "fp_answer"}
 class Counters:
     """Per-question cost record.
 
-    fp: forward passes of the visual search as the paper reports them (A.2): relevance-map
-        prefills plus existence checks, overrun and type-2 checks included. Target
-        extraction (fp_targets) and the final answer (fp_answer) are excluded: the paper's
-        1.47 FPs at Steps-1 (no overrun) on V*Bench, with about 1.4 targets per question,
-        only add up that way.
+    fp: forward passes of the visual search as the paper reports them (A.2): for FOCUS the
+        relevance-map prefills plus existence checks, overrun and type-2 checks included; for
+        a baseline every pass of its search (what each counts: focus_eval/methods/__init__.py).
+        Target extraction (fp_targets) and the final answer (fp_answer) are excluded: the
+        paper's 1.47 FPs at Steps-1 (no overrun) on V*Bench, with about 1.4 targets per
+        question, only add up that way.
+    bp: backward passes (ViCrop's grad-att map), counted apart from every fp; their FLOPs
+        are in `flops`.
     batches: model calls actually made; a batched existence check is one call, n passes.
     seconds, passes, stage_flops: wall time, forward passes and FLOPs per stage (keys of STAGES),
         so every stage's cost is visible in the record.
@@ -35,6 +40,7 @@ class Counters:
     fp: int = 0
     fp_targets: int = 0
     fp_answer: int = 0
+    bp: int = 0
     batches: int = 0
     flops: float = 0.0
     seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
@@ -57,6 +63,7 @@ class Counters:
     def add(self, stage: str, cost: PassCost) -> None:
         bucket = _PASS_BUCKET.get(stage, "fp")
         setattr(self, bucket, getattr(self, bucket) + cost.passes)
+        self.bp += cost.backward
         self.batches += cost.batches
         self.flops += cost.flops
         self.passes[stage] += cost.passes

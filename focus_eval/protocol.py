@@ -29,13 +29,15 @@ class PassCost:
 
     `passes` counts forward passes the way the paper does (A.2): one per prompt sent through
     the model, whether or not several prompts share a batch; `batches` counts the model calls
-    actually made. `flops` is summed over all passes.
+    actually made. `backward` counts backward passes (gradients through the model), which are
+    not forward passes. `flops` is summed over all passes, backward ones included.
     """
 
     passes: int
     batches: int
     flops: float
     tokens: int
+    backward: int = 0
 
 
 @dataclass(frozen=True)
@@ -137,8 +139,11 @@ class Adapter(Protocol):
         Raises TargetLocationError when the target's tokens cannot be found."""
         ...
 
-    def yes_no_logits(self, images: Sequence[Image.Image], prompts: Sequence[str]) -> YesNo:
-        """One batched forward over (images[i], prompts[i]) pairs."""
+    def yes_no_logits(self, images: Sequence[Image.Image | Sequence[Image.Image]], prompts: Sequence[str],
+                      image_texts: Sequence[Sequence[str]] | None = None, each_image_alone: bool = False) -> YesNo:
+        """One batched forward over (images[i], prompts[i]) pairs; images[i] may be a list of
+        images (ZoomEye's global-local view), each followed by its text in image_texts[i]
+        when given (see `generate`)."""
         ...
 
     def generate(self, images: Sequence[Image.Image], prompt: str, max_new_tokens: int,

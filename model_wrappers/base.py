@@ -404,12 +404,22 @@ class HFAdapter:
                        visual_positions=visual_positions, geometry=geometry,
                        yes_no=out.logits[0, -1, self.yes_no_ids].float(), cost=self.pass_cost(inputs))
 
-    def yes_no_logits(self, images: Sequence[Image.Image], prompts: Sequence[str]) -> YesNo:
+    def yes_no_logits(self, images: Sequence[Image.Image | Sequence[Image.Image]], prompts: Sequence[str],
+                      image_texts: Sequence[Sequence[str]] | None = None, each_image_alone: bool = False) -> YesNo:
+        """images[i]: prompt i's image, or its list of images (then image_texts[i], when given,
+        holds one text per image, and each_image_alone applies as in `generate`)."""
         if len(images) != len(prompts) or not prompts:
-            raise AdapterInputError(f"need one image per prompt and at least one prompt, got {len(images)} "
-                                    f"images and {len(prompts)} prompts")
-        images = [self.one_image(image) for image in images]
-        inputs = self.encode([self.chat_text(p, num_images=1) for p in prompts], images)
+            raise AdapterInputError(f"need one image per prompt (or one list of images per prompt) and at least one "
+                                    f"prompt, got {len(images)} and {len(prompts)} prompts")
+        if image_texts is not None and len(image_texts) != len(prompts):
+            raise AdapterInputError(f"{len(image_texts)} lists of image texts for {len(prompts)} prompts")
+        views = [[self.one_image(image)] if isinstance(image, Image.Image) or image is None
+                 else self.check_images(image) for image in images]
+        if any(not view for view in views):
+            raise AdapterInputError("every existence prompt needs at least one image")
+        texts = [self.chat_text(p, len(view), None if image_texts is None else image_texts[i])
+                 for i, (p, view) in enumerate(zip(prompts, views))]
+        inputs = self.encode(texts, [image for view in views for image in view], each_image_alone)
         logits = self.forward(inputs).logits[:, -1, self.yes_no_ids].float()  # [n, 2]
         return YesNo(logits=logits, cost=self.pass_cost(inputs))
 

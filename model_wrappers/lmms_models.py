@@ -12,7 +12,7 @@ before any weights are loaded; an unknown name or a bad value raises ValueError 
 How a `FocusModel` answers one `generate_until` request (the contract of
 `focus_eval/tasks/record.py`): the document of a focus-eval task gives a `FocusQuestion`; a
 defective row or an image that does not decode becomes a failure record without running the
-model; otherwise `FocusPipeline.answer` runs with the configuration of the document's
+model; otherwise `Pipeline.answer` runs with the configuration of the document's
 benchmark and the answer, counters and a few details go back as a `DocRecord`. A document of
 any other task is answered from its prompt and first image with the family's configuration
 (no benchmark rules), as plain text, which that task's own scoring reads.
@@ -48,12 +48,12 @@ from focus_eval.config import DATASETS, FocusConfig
 from focus_eval.images import ImageLoadError
 from focus_eval.model_specs import MODEL_SPECS, FocusModelSpec, is_focus_model, model_spec
 from focus_eval.model_wrappers.model_args import DEFAULT_MAX_NEW_TOKENS, parse_model_args, positive_int, resolve_device
-from focus_eval.pipeline import FocusPipeline, PipelineError
+from focus_eval.pipeline import Pipeline, PipelineError
 from focus_eval.recall import add_recall
 from focus_eval.tasks.record import DocRecord, FocusQuestion
 from focus_eval.tasks.schemas import SCHEMAS
 from focus_eval.tasks.sources import register_local_dataset
-from focus_eval.visualize import save_explanation
+from focus_eval.present.visualize import save_explanation
 
 
 def manifests():
@@ -208,7 +208,7 @@ class FocusModel(lmms):
         if self.args.batch_size > 1:
             logger.warning(f"{self.spec.model_id}: batch_size={self.args.batch_size} ignored; FOCUS answers one "
                            f"question at a time and batches its existence checks (check_batch_size)")
-        self._pipeline: FocusPipeline | None = None  # built at the first request
+        self._pipeline: Pipeline | None = None  # built at the first request
         self._store: ResponseStore | None = None
         self._warned: set[str] = set()
         self._fingerprint = json.dumps(
@@ -308,12 +308,12 @@ class FocusModel(lmms):
                                  final_layout=trace.final_layout, final_boxes=trace.final_boxes,
                                  **recall).to_response(), True
 
-    def pipeline(self) -> FocusPipeline:
+    def pipeline(self) -> Pipeline:
         """The FOCUS pipeline, loading the weights at the first call."""
         if self._pipeline is None:
             args = self.args
             adapter = args.load_adapter(self._device)
-            self._pipeline = FocusPipeline(adapter, args.config(None))
+            self._pipeline = Pipeline(adapter, args.config(None))
             processor = "".join(f", {k}={v}" for k, v in args.processor_kwargs.items())
             logger.info(f"{self.spec.model_id}: loaded {self.spec.family} checkpoint {args.pretrained} (dtype "
                         f"{adapter.dtype}, device {adapter.device}, device_map {args.device_map}, attention "

@@ -44,9 +44,9 @@ from vlmeval.vlm.base import BaseModel
 from focus_eval.images import ImageLoadError, load_image
 from focus_eval.model_wrappers.model_args import DEFAULT_MAX_NEW_TOKENS, FocusModelArgs, resolve_device
 from focus_eval.model_wrappers.vlmeval_benchmarks import VLMEVAL_DATASETS, VLMEvalQuestion, question
-from focus_eval.pipeline import FocusPipeline, PipelineError
+from focus_eval.pipeline import Pipeline, PipelineError
 from focus_eval.tasks.record import DocRecord
-from focus_eval.visualize import save_explanation
+from focus_eval.present.visualize import save_explanation
 
 FAILED = "Failed to obtain answer"  # VLMEvalKit's INFER_FAIL_MSG
 logger = get_logger("focus_eval")  # under VLMEvalKit's logger: its console and log file
@@ -62,7 +62,7 @@ class FocusVLM(BaseModel):
         super().__init__()
         self.args = args
         self.spec = args.spec
-        self._pipeline: FocusPipeline | None = None
+        self._pipeline: Pipeline | None = None
         self.device: torch.device | None = None
 
     def use_custom_prompt(self, dataset: str) -> bool:
@@ -127,13 +127,13 @@ class FocusVLM(BaseModel):
 
     # --- the model ------------------------------------------------------------------------
 
-    def pipeline(self) -> FocusPipeline:
+    def pipeline(self) -> Pipeline:
         """The FOCUS pipeline, loading the weights at the first question."""
         if self._pipeline is None:
             args = self.args
             self.device = resolve_device(args.device, args.device_map, int(os.environ.get("WORLD_SIZE", 1)), 0)
             adapter = args.load_adapter(self.device)
-            self._pipeline = FocusPipeline(adapter, args.config(None))
+            self._pipeline = Pipeline(adapter, args.config(None))
             logger.info(f"{self.spec.model_id}: loaded {self.spec.family} checkpoint {args.pretrained} (dtype "
                         f"{adapter.dtype}, device {adapter.device}, device_map {args.device_map}, attention "
                         f"{args.attn_implementation})")

@@ -68,7 +68,7 @@ class FocusQuestion:
 
     @property
     def lettered_options(self) -> list[tuple[str, str]]:
-        """[("A", text), ("B", text), ..]: the `options` argument of `FocusPipeline.answer`."""
+        """[("A", text), ("B", text), ..]: the `options` argument of `Pipeline.answer`."""
         return [(chr(ord("A") + i), text) for i, text in enumerate(self.options)]
 
 

@@ -8,12 +8,12 @@ import torch
 from PIL import Image
 
 from focus_eval.config import FocusConfig, load_config
-from focus_eval.maps import to_grid
+from focus_eval.methods.focus.maps import to_grid
 from focus_eval.model_wrappers.flops import measure_flops
-from focus_eval.proposals import propose_rois
+from focus_eval.methods.focus.proposals import propose_rois
 from focus_eval.protocol import Prefill
-from focus_eval.ranking import existence_confidence
-from focus_eval.relevance import DegenerateRelevanceWarning, object_relevance_map
+from focus_eval.methods.focus.ranking import existence_confidence
+from focus_eval.methods.focus.relevance import DegenerateRelevanceWarning, object_relevance_map
 
 
 def noise_image(width: int, height: int, seed: int = 0) -> Image.Image:

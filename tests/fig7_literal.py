@@ -1,5 +1,5 @@
 """Literal transcription of the paper's Fig. 7 pseudocode: the reference that
-focus_eval.relevance.object_relevance_map is tested (tests/test_relevance.py) and benchmarked
+focus_eval.methods.focus.relevance.object_relevance_map is tested (tests/test_relevance.py) and benchmarked
 (benchmarks/relevance_map.py) against. It materialises X [O, N, N] and eye(N) on purpose.
 
 Only three things are not in the figure: `reshape` is spelled as permute + reshape (heads

@@ -2,7 +2,7 @@
 
     python tests/lmms_cli_probe.py CALLS_FILE KILL_AFTER LMMS-EVAL-ARGUMENTS...
 
-Every `FocusPipeline.answer` call (one per question the model computes) appends a line to
+Every `Pipeline.answer` call (one per question the model computes) appends a line to
 CALLS_FILE. With KILL_AFTER = k >= 0 the process ends abruptly when call k + 1 starts:
 `os._exit` runs no clean-up, no `finally` and no lmms-eval finalisation, as a kill would. The
 rest of the arguments go to the console script's own entry function.
@@ -13,7 +13,7 @@ import sys
 
 from lmms_eval.cli.dispatch import main
 
-from focus_eval.pipeline import FocusPipeline
+from focus_eval.pipeline import Pipeline
 
 KILLED = 9
 
@@ -32,6 +32,6 @@ def counted(answer, calls_file: str, kill_after: int):
 
 if __name__ == "__main__":
     calls_file, kill_after, *arguments = sys.argv[1:]
-    FocusPipeline.answer = counted(FocusPipeline.answer, calls_file, int(kill_after))
+    Pipeline.answer = counted(Pipeline.answer, calls_file, int(kill_after))
     sys.argv = ["lmms-eval", *arguments]
     sys.exit(main())

@@ -2,7 +2,7 @@
 
 An independent reading of `../shared/reference/focus-paper.txt`: each table's tab-separated
 rows are parsed from the text and labelled with the vocabulary of the packaged data
-(`focus_eval/compare/published.csv`); the test compares the two cell by cell. Values stay the
+(`focus_eval/present/compare/published.csv`); the test compares the two cell by cell. Values stay the
 strings the paper prints ("46.5", "81.60"), so a transcription must match to the character.
 """
 

@@ -28,7 +28,7 @@ from focus_eval.model_wrappers.base import (
 )
 from focus_eval.model_wrappers.flops import attention_flops, measure_flops
 from focus_eval.protocol import TargetLocationError
-from focus_eval.ranking import existence_prompt
+from focus_eval.methods.focus.ranking import existence_prompt
 
 
 def noise_image(width, height, seed=0):

@@ -48,7 +48,7 @@ def test_answer_returns_the_answer_maps_rois_inputs_and_counters(tmp_path):
 
 
 def test_gt_boxes_give_the_recall_and_are_drawn(tmp_path):
-    from focus_eval.visualize import GT_COLOUR
+    from focus_eval.present.visualize import GT_COLOUR
 
     focus = Focus(FakeAdapter(), small_config())
     result = focus.answer(red_square_image(tmp_path), QUESTION, gt_boxes=[RED, (0, 0, 20, 20)], gt_names=["square", "corner"])

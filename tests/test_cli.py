@@ -11,11 +11,11 @@ import torch
 from PIL import Image
 
 from api_helpers import QUESTION, RED, TINY_QUESTION, inside, install_fake_loader, red_square_image
-from focus_eval.cli import main
+from focus_eval.present.cli import main
 from focus_eval.compose import crop
 from focus_eval.model_wrappers import ADAPTERS
 from focus_eval.trace import Trace
-from focus_eval.visualize import CHOSEN_COLOUR, render_explanation
+from focus_eval.present.visualize import CHOSEN_COLOUR, render_explanation
 
 
 @pytest.fixture
@@ -229,8 +229,8 @@ def test_a_cuda_device_without_cuda_is_one_line_through_the_console_script(tiny_
 
 def test_console_script_and_module_entry(tmp_path):
     (script,) = [e for e in entry_points(group="console_scripts") if e.name == "focus-eval"]
-    assert script.value == "focus_eval.cli:main"
-    done = subprocess.run([sys.executable, "-m", "focus_eval.cli", "answer", "--model", "m",
+    assert script.value == "focus_eval.present.cli:main"
+    done = subprocess.run([sys.executable, "-m", "focus_eval.present.cli", "answer", "--model", "m",
                            "--image", str(tmp_path / "x.png"), "--question", "q?"], capture_output=True, text=True, check=False)
     assert done.returncode == 2 and done.stdout == ""
     assert one_error_line(done.stderr) == f"focus-eval: error: no such image file: {tmp_path / 'x.png'}"

@@ -25,9 +25,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from focus_eval.compare.names import COUNTERS, FAILURES, LMMS_EVAL_METRICS, LMMS_EVAL_RECALL
-from focus_eval.compare.report import RECALL_NOTE
-from focus_eval.compare.stats import wilson
+from focus_eval.present.compare.names import COUNTERS, FAILURES, LMMS_EVAL_METRICS, LMMS_EVAL_RECALL
+from focus_eval.present.compare.report import RECALL_NOTE
+from focus_eval.present.compare.stats import wilson
 from focus_eval.tasks import tiny_data
 from vlmeval_e2e import needs_vlmevalkit
 
@@ -269,8 +269,8 @@ def test_published_for_runs_of_a_model_the_paper_lacks(runs, models):
 def test_compare_imports_neither_torch_nor_lmms_eval():
     """Nor transformers: the FOCUS models' table (focus_eval.model_specs) is shared, not copied."""
     heavy = ("torch", "transformers", "lmms_eval", "vlmeval", "matplotlib", "pandas")
-    code = ("import sys, focus_eval.cli, focus_eval.compare.command, focus_eval.compare.report, "
-            f"focus_eval.compare.reproduce; loaded = sorted(m for m in sys.modules if m.split('.')[0] in {heavy!r}); "
+    code = ("import sys, focus_eval.present.cli, focus_eval.present.compare.command, focus_eval.present.compare.report, "
+            f"focus_eval.present.compare.reproduce; loaded = sorted(m for m in sys.modules if m.split('.')[0] in {heavy!r}); "
             "assert not loaded, loaded")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr

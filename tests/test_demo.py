@@ -1,4 +1,4 @@
-"""`make demo` (python -m focus_eval.demo): offline, the proving ground's trained LLaVA-1.5 on its
+"""`make demo` (python -m focus_eval.present.demo): offline, the proving ground's trained LLaVA-1.5 on its
 held-out questions (default) or a tiny untrained LLaVA-OneVision on tiny benchmarks in the real
 schemas (--untrained); lmms-eval's command line (through `focus-eval lmms-eval`) for FOCUS and
 vanilla, the results tables with the counter columns, the README pictures; it says what the model
@@ -30,7 +30,7 @@ def summary_rows(stdout: str) -> dict[tuple[str, str], dict[str, str]]:
 def run_demo(tmp_path, *arguments: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, HF_HOME=str(tmp_path / "hf"))
     env.pop("LMMS_EVAL_PLUGINS", None)
-    return subprocess.run([sys.executable, "-m", "focus_eval.demo", "--out", str(tmp_path / "out"), "--docs",
+    return subprocess.run([sys.executable, "-m", "focus_eval.present.demo", "--out", str(tmp_path / "out"), "--docs",
                            str(tmp_path / "docs"), *arguments], env=env, cwd=tmp_path, capture_output=True,
                           text=True, timeout=600)
 

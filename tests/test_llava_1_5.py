@@ -20,8 +20,8 @@ from focus_eval.model_wrappers.base import AdapterInputError
 from focus_eval.config import load_config
 from focus_eval.model_wrappers import base as adapter_base
 from focus_eval.model_wrappers.llava_1_5 import Llava15Adapter, covered_box, pad_to_square
-from focus_eval.pipeline import FocusPipeline
-from focus_eval.ranking import existence_prompt
+from focus_eval.pipeline import Pipeline
+from focus_eval.methods.focus.ranking import existence_prompt
 from focus_eval.protocol import Adapter, TargetLocationError
 
 FAMILY = "llava_1_5"
@@ -140,7 +140,7 @@ def test_vanilla_and_focus_send_only_padded_squares(tiny_adapter, monkeypatch):
     for method in ("vanilla", "focus"):
         seen.clear()
         config = load_config(FAMILY, "vstar", method=method, target_extraction="rules", n_steps=2)
-        FocusPipeline(adapter, config).answer(noise_image(900, 300), question, max_new_tokens=2)
+        Pipeline(adapter, config).answer(noise_image(900, 300), question, max_new_tokens=2)
         assert seen and all(width == height for width, height in seen), (method, seen)
         assert (900, 900) in seen
 

@@ -18,15 +18,15 @@ from transformers.models.llava_onevision.image_processing_pil_llava_onevision im
 
 from adapter_checks import assert_attention_implementations_agree, assert_batched_yes_no_equals_one_by_one, noise_image
 from focus_eval.config import load_config
-from focus_eval.maps import downsample_geometry, smooth_and_downsample, to_grid
+from focus_eval.methods.focus.maps import downsample_geometry, smooth_and_downsample, to_grid
 from focus_eval.model_wrappers import load_adapter
 from focus_eval.model_wrappers.base import AdapterInputError, image_only_processor_class, kv_cache
 from focus_eval.model_wrappers.flops import measure_flops
 from focus_eval.model_wrappers.llava_onevision import LlavaOnevisionAdapter, anyres_layout
-from focus_eval.pipeline import FocusPipeline
-from focus_eval.proposals import propose_rois
+from focus_eval.pipeline import Pipeline
+from focus_eval.methods.focus.proposals import propose_rois
 from focus_eval.protocol import Adapter
-from focus_eval.relevance import DegenerateRelevanceWarning, object_relevance_map
+from focus_eval.methods.focus.relevance import DegenerateRelevanceWarning, object_relevance_map
 
 FAMILY = "llava_onevision"
 PROMPT = "Is there a {} in the image? Answer Yes or No."
@@ -545,7 +545,7 @@ def test_focus_pipeline_runs_and_counts_its_passes(adapter, question, question_t
     counting = CountingAdapter(adapter)
     # t_type2 = -1: a type-2 target keeps every checked ROI, so the answer sees several crops
     config = load_config(FAMILY, "vstar", n_steps=2, target_max_new_tokens=8, t_type2=-1.0)
-    result = FocusPipeline(counting, config).answer(noise_image(640, 480, seed=7), question, max_new_tokens=4)
+    result = Pipeline(counting, config).answer(noise_image(640, 480, seed=7), question, max_new_tokens=4)
     trace = result.trace
     assert trace.question_type == question_type and trace.targets and trace.error is None
     counters = trace.counters

@@ -20,7 +20,7 @@ from focus_eval.model_wrappers.lmms_models import (
     manifests,
 )
 from focus_eval.model_wrappers.model_args import parse_model_args, resolve_device
-from focus_eval.pipeline import FocusPipeline
+from focus_eval.pipeline import Pipeline
 from focus_eval.tasks import sources, tiny_data
 from focus_eval.tasks.record import DocRecord
 from focus_eval.tasks.sources import DatasetSourceError
@@ -207,15 +207,15 @@ def vstar(tmp_path_factory):
 
 @pytest.fixture
 def pipeline_calls(monkeypatch):
-    """Questions FocusPipeline.answer was called with, in order."""
+    """Questions Pipeline.answer was called with, in order."""
     calls = []
-    answer = FocusPipeline.answer
+    answer = Pipeline.answer
 
     def counted(self, image, prompt, **kwargs):
         calls.append(kwargs["question"])
         return answer(self, image, prompt, **kwargs)
 
-    monkeypatch.setattr(FocusPipeline, "answer", counted)
+    monkeypatch.setattr(Pipeline, "answer", counted)
     return calls
 
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from focus_eval.maps import downsample_geometry, smooth_and_downsample, to_grid
+from focus_eval.methods.focus.maps import downsample_geometry, smooth_and_downsample, to_grid
 from focus_eval.protocol import GridGeometry
 
 

@@ -4,7 +4,7 @@ import pytest
 
 from fake_adapter import FakeAdapter, colour_fraction, scene
 from focus_eval.config import FocusConfig
-from focus_eval.pipeline import FocusPipeline, PipelineError
+from focus_eval.pipeline import Pipeline, PipelineError
 from focus_eval.protocol import OptionScores, PassCost
 from focus_eval.trace import Trace
 
@@ -26,7 +26,7 @@ def inside(inner, outer):
 
 def test_planted_target_is_found_and_counted_exactly():
     adapter = FakeAdapter()
-    result = FocusPipeline(adapter, config()).answer(scene(SIZE, {"red": [RED]}), PROMPT)
+    result = Pipeline(adapter, config()).answer(scene(SIZE, {"red": [RED]}), PROMPT)
     trace = result.trace
 
     assert [t.name for t in trace.targets] == ["red square"]
@@ -48,8 +48,10 @@ def test_planted_target_is_found_and_counted_exactly():
     assert counters.fp_total == counters.fp + 2
     assert counters.batches == adapter.calls["prefill"] + adapter.calls["yes_no"] + adapter.calls["generate"]
     assert counters.flops == pytest.approx(1e9 * counters.fp_total)
-    assert set(counters.seconds) == {"targets", "relevance", "proposals", "ranking", "answer"}
-    assert counters.passes == {"targets": 1, "relevance": 1, "proposals": 0, "ranking": counters.fp - 1, "answer": 1}
+    assert set(counters.seconds) == {"targets", "relevance", "proposals", "ranking", "search", "answer"}
+    assert counters.passes["search"] == 0 and counters.bp == 0  # FOCUS books its own stages, no backward
+    assert counters.passes == {"targets": 1, "relevance": 1, "proposals": 0, "ranking": counters.fp - 1, "search": 0,
+                               "answer": 1}
     assert counters.stage_flops["ranking"] == pytest.approx(1e9 * (counters.fp - 1))
     assert sum(counters.stage_flops.values()) == pytest.approx(counters.flops)
     assert counters.peak_mem_gb > 0
@@ -60,7 +62,7 @@ def test_overrun_stops_at_the_first_yes():
     decoys = [(50, 50, 100, 100), (650, 50, 700, 100), (50, 450, 100, 500)]
     adapter = FakeAdapter(decoys=decoys, square_noise=0.5)
     cfg = config(n_steps=1, overrun=True)
-    trace = FocusPipeline(adapter, cfg).answer(scene(SIZE, {"red": [RED], "blue": decoys}), PROMPT).trace
+    trace = Pipeline(adapter, cfg).answer(scene(SIZE, {"red": [RED], "blue": decoys}), PROMPT).trace
 
     rois = trace.targets[0].rois
     shows_red = [RED[0] < r.box[2] and r.box[0] < RED[2] and RED[1] < r.box[3] and r.box[1] < RED[3] for r in rois]
@@ -77,7 +79,7 @@ def test_overrun_stops_at_the_first_yes():
 def test_without_overrun_the_budget_is_n_steps():
     decoys = [(50, 50, 100, 100), (650, 50, 700, 100), (50, 450, 100, 500)]
     adapter = FakeAdapter(decoys=decoys, square_noise=0.5)
-    trace = FocusPipeline(adapter, config(n_steps=2, overrun=False)).answer(
+    trace = Pipeline(adapter, config(n_steps=2, overrun=False)).answer(
         scene(SIZE, {"red": [RED], "blue": decoys}), PROMPT).trace
     assert trace.counters.fp == 1 + 2
     assert sum(r.confidence is not None for r in trace.targets[0].rois) == 2
@@ -86,7 +88,7 @@ def test_without_overrun_the_budget_is_n_steps():
 def test_type2_question_composes_a_canvas():
     squares = [(60, 60, 110, 110), (640, 80, 690, 130), (300, 460, 350, 510)]
     adapter = FakeAdapter(reply="So I need the information about the following objects: all red squares.")
-    result = FocusPipeline(adapter, config(t_type2=0.5)).answer(
+    result = Pipeline(adapter, config(t_type2=0.5)).answer(
         scene(SIZE, {"red": squares}), "How many red squares are there?\nA. 2\nB. 3\nAnswer the option letter directly.")
     trace = result.trace
     assert trace.question_type == 2
@@ -100,14 +102,14 @@ def test_type2_question_composes_a_canvas():
 
 def test_multi_image_models_get_global_view_plus_crops():
     adapter = FakeAdapter(multi_image=True)
-    result = FocusPipeline(adapter, config()).answer(scene(SIZE, {"red": [RED]}), PROMPT)
+    result = Pipeline(adapter, config()).answer(scene(SIZE, {"red": [RED]}), PROMPT)
     assert result.trace.final_layout == "global+crops"
     assert len(result.final_images) == 2 and result.final_images[0].size == SIZE
 
 
 def test_question_without_targets_falls_back_to_the_full_image():
     adapter = FakeAdapter(reply="zzz qq")
-    result = FocusPipeline(adapter, config()).answer(scene(SIZE, {"red": [RED]}), "What is going on here?")
+    result = Pipeline(adapter, config()).answer(scene(SIZE, {"red": [RED]}), "What is going on here?")
     trace = result.trace
     assert trace.targets == [] and trace.target_source == "none"
     assert trace.final_layout == "full" and result.final_images[0].size == SIZE
@@ -117,14 +119,14 @@ def test_question_without_targets_falls_back_to_the_full_image():
 
 def test_vanilla_answers_on_the_full_image_with_the_same_counters():
     adapter = FakeAdapter()
-    trace = FocusPipeline(adapter, config(method="vanilla")).answer(scene(SIZE, {"red": [RED]}), PROMPT).trace
+    trace = Pipeline(adapter, config(method="vanilla")).answer(scene(SIZE, {"red": [RED]}), PROMPT).trace
     assert trace.final_layout == "full"
     assert (trace.counters.fp, trace.counters.fp_targets, trace.counters.fp_answer) == (0, 0, 1)
 
 
 def test_ranking_off_takes_the_top_anchor_without_checks():
     adapter = FakeAdapter()
-    trace = FocusPipeline(adapter, config(ranking=False)).answer(scene(SIZE, {"red": [RED]}), PROMPT).trace
+    trace = Pipeline(adapter, config(ranking=False)).answer(scene(SIZE, {"red": [RED]}), PROMPT).trace
     assert adapter.calls["yes_no"] == 0 and trace.counters.fp == 1
     assert trace.targets[0].chosen == [0]
 
@@ -133,24 +135,24 @@ def test_ranking_off_takes_the_top_anchor_without_checks():
 def test_relevance_ablations_use_their_map_and_are_reproducible(relevance):
     image = scene(SIZE, {"red": [RED]})
     adapters = [FakeAdapter(), FakeAdapter()]
-    traces = [FocusPipeline(adapter, config(relevance=relevance)).answer(image, PROMPT).trace for adapter in adapters]
+    traces = [Pipeline(adapter, config(relevance=relevance)).answer(image, PROMPT).trace for adapter in adapters]
     assert traces[0].targets[0].relevance_map == traces[1].targets[0].relevance_map
     assert [adapter.calls["with_keys"] for adapter in adapters] == [int(relevance == "kk")] * 2
-    value_map = FocusPipeline(FakeAdapter(), config()).answer(image, PROMPT).trace.targets[0].relevance_map
+    value_map = Pipeline(FakeAdapter(), config()).answer(image, PROMPT).trace.targets[0].relevance_map
     assert traces[0].targets[0].relevance_map != value_map
     if relevance == "random":
-        other = FocusPipeline(FakeAdapter(), config(relevance="random", seed=1)).answer(image, PROMPT).trace
+        other = Pipeline(FakeAdapter(), config(relevance="random", seed=1)).answer(image, PROMPT).trace
         assert other.targets[0].relevance_map != traces[0].targets[0].relevance_map
 
 
 def test_logits_matching_scores_the_options_as_statements():
     adapter = FakeAdapter()
-    trace = FocusPipeline(adapter, config(answer_scheme="logits")).answer(scene(SIZE, {"red": [RED]}), PROMPT).trace
+    trace = Pipeline(adapter, config(answer_scheme="logits")).answer(scene(SIZE, {"red": [RED]}), PROMPT).trace
     assert trace.answer == "A"
     assert trace.counters.fp_answer == 2 and adapter.calls["option_scores"] == 1
     # C.5: "(A) Red" -> "The color of the car is red."
     assert adapter.scored == [["The colour of the red square is red.", "The colour of the red square is blue."]]
-    FocusPipeline(adapter, config(answer_scheme="logits", option_format="option")).answer(
+    Pipeline(adapter, config(answer_scheme="logits", option_format="option")).answer(
         scene(SIZE, {"red": [RED]}), PROMPT)
     assert adapter.scored[1] == ["red", "blue"]
 
@@ -166,7 +168,7 @@ class FixedScores(FakeAdapter):
 def test_logits_matching_normalises_by_length(option_score, answer):
     # mean log-probability: -1 per token for A, -0.5 for B; the sum favours the shorter A
     config_ = config(answer_scheme="logits", option_score=option_score)
-    assert FocusPipeline(FixedScores(), config_).answer(scene(SIZE, {"red": [RED]}), PROMPT).answer == answer
+    assert Pipeline(FixedScores(), config_).answer(scene(SIZE, {"red": [RED]}), PROMPT).answer == answer
     assert FocusConfig().option_score == "mean" and FocusConfig().option_format == "statement"
 
 
@@ -174,7 +176,7 @@ def test_logits_matching_normalises_by_length(option_score, answer):
 def test_multi_image_answer_is_interleaved_and_each_image_alone(final_texts, final_images_alone):
     adapter = FakeAdapter(multi_image=True)
     config_ = config(final_texts=final_texts, final_images_alone=final_images_alone)
-    trace = FocusPipeline(adapter, config_).answer(scene(SIZE, {"red": [RED]}), PROMPT).trace
+    trace = Pipeline(adapter, config_).answer(scene(SIZE, {"red": [RED]}), PROMPT).trace
     (sizes, texts, alone), = adapter.final_calls
     assert trace.final_layout == "global+crops" and sizes[0] == SIZE and len(sizes) == 2
     expected = ["Image 1 is the full image; red outlines mark the region shown enlarged in the next image.",
@@ -186,7 +188,7 @@ def test_multi_image_answer_is_interleaved_and_each_image_alone(final_texts, fin
 
 def test_type2_targets_are_asked_about_in_the_singular_at_the_templates_offset():
     adapter = FakeAdapter(reply="So I need the information about the following objects: all red squares.")
-    trace = FocusPipeline(adapter, config()).answer(scene(SIZE, {"red": [RED]}), "How many red squares are there?").trace
+    trace = Pipeline(adapter, config()).answer(scene(SIZE, {"red": [RED]}), "How many red squares are there?").trace
     assert trace.question_type == 2 and trace.targets[0].name == "red squares"
     prompt = "Is there a red square in the image? Answer Yes or No."
     assert trace.targets[0].existence_prompt == prompt
@@ -195,7 +197,7 @@ def test_type2_targets_are_asked_about_in_the_singular_at_the_templates_offset()
 
 def test_unlocatable_target_is_noted_and_the_question_still_answered():
     adapter = FakeAdapter(locatable=False)
-    trace = FocusPipeline(adapter, config()).answer(scene(SIZE, {"red": [RED]}), PROMPT).trace
+    trace = Pipeline(adapter, config()).answer(scene(SIZE, {"red": [RED]}), PROMPT).trace
     assert "not located" in trace.targets[0].notes[0]
     assert trace.final_layout == "full" and trace.answer == "A"
     assert trace.counters.fp == 0
@@ -204,7 +206,7 @@ def test_unlocatable_target_is_noted_and_the_question_still_answered():
 def test_failure_keeps_what_was_computed():
     adapter = FakeAdapter(fail_generate_with_images=True)
     with pytest.raises(PipelineError) as caught:
-        FocusPipeline(adapter, config()).answer(scene(SIZE, {"red": [RED]}), PROMPT)
+        Pipeline(adapter, config()).answer(scene(SIZE, {"red": [RED]}), PROMPT)
     trace = caught.value.trace
     assert "generation exploded" in trace.error
     assert trace.targets[0].rois and trace.counters.fp >= 2
@@ -212,7 +214,7 @@ def test_failure_keeps_what_was_computed():
 
 def test_same_inputs_same_trace_and_json_round_trip():
     image = scene(SIZE, {"red": [RED]})
-    first, second = (FocusPipeline(FakeAdapter(), config()).answer(image, PROMPT).trace for _ in range(2))
+    first, second = (Pipeline(FakeAdapter(), config()).answer(image, PROMPT).trace for _ in range(2))
     strip = lambda t: {k: v for k, v in t.to_dict().items() if k != "counters"}
     assert strip(first) == strip(second)
     assert first.counters.fp == second.counters.fp
@@ -224,10 +226,10 @@ def test_the_trace_says_why_targets_were_left_out():
     image = scene(SIZE, {"red": [RED]})
     adapter = FakeAdapter(reply="So I need the information about the following objects: red square and blue sq",
                           reply_truncated=True)
-    trace = FocusPipeline(adapter, config()).answer(image, PROMPT).trace
+    trace = Pipeline(adapter, config()).answer(image, PROMPT).trace
     assert [t.name for t in trace.targets] == ["red square"]
     assert any("the last one, 'blue sq', may be cut short and is left out" in note for note in trace.notes)
-    nothing = FocusPipeline(FakeAdapter(reply="garbage"), config()).answer(
+    nothing = Pipeline(FakeAdapter(reply="garbage"), config()).answer(
         image, "\u8d64\u3044\u5186\u306f\u4f55\u8272\u3067\u3059\u304b\uff1f").trace
     assert nothing.targets == [] and nothing.notes[-2:] == [
         "the rule fallback finds no object in the question (it reads English only)",

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from focus_eval.config import FocusConfig
-from focus_eval.proposals import (ROI, cell_iou, cells_in_image, cells_to_box, expand_roi, expansion_scores, nms,
+from focus_eval.methods.focus.proposals import (ROI, cell_iou, cells_in_image, cells_to_box, expand_roi, expansion_scores, nms,
                                   propose_rois, relevance_scores, select_anchors, symmetric_roi)
 from focus_eval.protocol import GridGeometry
 

@@ -1,4 +1,4 @@
-"""The paper's numbers as data (focus_eval/compare/published.csv) and what is derived from them
+"""The paper's numbers as data (focus_eval/present/compare/published.csv) and what is derived from them
 without any run: the transcription against the paper's text, `focus-eval compare --published`,
 the setting names, intervals, A.2's efficiency ratios, and docs/reproduce.md."""
 
@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from focus_eval.compare import reproduce
-from focus_eval.compare.names import BENCHMARKS, FAMILY_MODELS, focus_family, focus_model_id, model_name, task_of
-from focus_eval.compare.published import COLUMNS, published_rows, published_text
-from focus_eval.compare.report import build_report, paper_rows
-from focus_eval.compare.runs import RunData
-from focus_eval.compare.settings import setting_name, setting_options
-from focus_eval.compare.stats import cost_to_reach, efficiency_ratio, pareto_front, wilson
+from focus_eval.present.compare import reproduce
+from focus_eval.present.compare.names import BENCHMARKS, FAMILY_MODELS, focus_family, focus_model_id, model_name, task_of
+from focus_eval.present.compare.published import COLUMNS, published_rows, published_text
+from focus_eval.present.compare.report import build_report, paper_rows
+from focus_eval.present.compare.runs import RunData
+from focus_eval.present.compare.settings import setting_name, setting_options
+from focus_eval.present.compare.stats import cost_to_reach, efficiency_ratio, pareto_front, wilson
 from focus_eval.config import DATASETS, load_config
 from focus_eval.model_specs import MODEL_SPECS
 from paper_tables import PAPER, read_tables
@@ -158,7 +158,7 @@ def test_paper_rows_list_each_number_once_with_its_tables():
 
 def test_reproduce_doc_is_generated_from_the_data():
     committed = (REPO / "docs" / "reproduce.md").read_text()
-    assert committed == reproduce.render(), "regenerate: python -m focus_eval.compare.reproduce --write docs/reproduce.md"
+    assert committed == reproduce.render(), "regenerate: python -m focus_eval.present.compare.reproduce --write docs/reproduce.md"
     assert ("lmms-eval --model llava_1_5_focus --model_args n_steps=4,overrun=true --tasks vstar,hrbench4k,hrbench8k "
             "--batch_size 1 --log_samples --output_path runs/llava-1.5-7b/focus-steps-4-overrun") in committed
     assert "| hrbench4k | average | 0.4925 | 49.25 | 10.14 | 10 |" in committed

@@ -23,7 +23,7 @@ from focus_eval.model_wrappers import load_adapter
 from focus_eval.model_wrappers.base import AdapterInputError, kv_cache, unrotate
 from focus_eval.model_wrappers.flops import measure_flops
 from focus_eval.model_wrappers.qwen2_5_vl import Qwen25VLAdapter
-from focus_eval.pipeline import FocusPipeline
+from focus_eval.pipeline import Pipeline
 from focus_eval.protocol import Adapter
 
 FAMILY = "qwen2_5_vl"
@@ -432,7 +432,7 @@ def test_focus_pipeline_counts_the_passes_it_makes(adapter, question, extraction
     config = load_config(FAMILY, "vstar", target_extraction=extraction, n_steps=2, check_batch_size=3)
     hook = adapter.model.register_forward_pre_hook(record, with_kwargs=True)
     try:
-        result = FocusPipeline(adapter, config).answer(noise_image(400, 300), question + "\n(A) red (B) blue")
+        result = Pipeline(adapter, config).answer(noise_image(400, 300), question + "\n(A) red (B) blue")
     finally:
         hook.remove()
     trace, counters = result.trace, result.trace.counters

@@ -3,8 +3,8 @@ import math
 import pytest
 import torch
 
-from focus_eval.proposals import ROI
-from focus_eval.ranking import Ranking, existence_confidence, rank_rois, select_type2
+from focus_eval.methods.focus.proposals import ROI
+from focus_eval.methods.focus.ranking import Ranking, existence_confidence, rank_rois, select_type2
 
 
 def rois(n):

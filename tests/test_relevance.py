@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from fig7_literal import fig7_relevance_map
-from focus_eval.relevance import DegenerateRelevanceWarning, object_relevance_map, random_relevance_map
+from focus_eval.methods.focus.relevance import DegenerateRelevanceWarning, object_relevance_map, random_relevance_map
 
 MODES = ("target_row", "column")
 
@@ -34,7 +34,7 @@ CASES = {
 }
 
 
-@pytest.mark.filterwarnings("error::focus_eval.relevance.DegenerateRelevanceWarning")
+@pytest.mark.filterwarnings("error::focus_eval.methods.focus.relevance.DegenerateRelevanceWarning")
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("case", list(CASES))
 def test_matches_literal_fig7(case, mode):

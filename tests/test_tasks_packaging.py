@@ -25,5 +25,5 @@ def test_wheel_ships_task_packages_and_yaml(tmp_path):
     for path in expected:
         assert f"focus_eval/tasks/{path.relative_to(tasks).as_posix()}" in shipped, path
     assert "focus_eval/model_wrappers/lmms_models.py" in shipped
-    assert "focus_eval/compare/published.csv" in shipped  # focus-eval compare reads it at run time
+    assert "focus_eval/present/compare/published.csv" in shipped  # focus-eval compare reads it at run time
     assert {"focus_eval/vlmeval.py", "focus_eval/model_wrappers/vlmeval_run.py", "focus_eval/tasks/lmms_tasks.py"} <= shipped

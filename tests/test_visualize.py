@@ -11,10 +11,10 @@ from PIL import Image, ImageDraw
 
 from api_helpers import QUESTION, RED, SIZE, inside, small_config
 from fake_adapter import FakeAdapter, scene
-from focus_eval import fonts, visualize
-from focus_eval.pipeline import FocusPipeline, PipelineError
+from focus_eval.present import fonts, visualize
+from focus_eval.pipeline import Pipeline, PipelineError
 from focus_eval.trace import RoiTrace, TargetTrace, Trace
-from focus_eval.visualize import (
+from focus_eval.present.visualize import (
     CHECKED_COLOUR,
     CHOSEN_COLOUR,
     ERROR_COLOUR,
@@ -34,7 +34,7 @@ DECOYS = [(50, 50, 100, 100), (650, 50, 700, 100)]
 def decoy_run():
     """Decoys outrank the red square on the map; the existence checks pick the square."""
     image = scene(SIZE, {"red": [RED], "blue": DECOYS})
-    result = FocusPipeline(FakeAdapter(decoys=DECOYS, square_noise=0.5), small_config()).answer(image, QUESTION)
+    result = Pipeline(FakeAdapter(decoys=DECOYS, square_noise=0.5), small_config()).answer(image, QUESTION)
     return image, result
 
 
@@ -156,7 +156,7 @@ def test_same_inputs_give_the_same_png_bytes_and_the_trace_round_trips(tmp_path)
 def test_a_failed_question_is_drawn_with_its_error(tmp_path):
     image = scene(SIZE, {"red": [RED]})
     with pytest.raises(PipelineError) as failure:
-        FocusPipeline(FakeAdapter(fail_generate_with_images=True), small_config()).answer(image, QUESTION)
+        Pipeline(FakeAdapter(fail_generate_with_images=True), small_config()).answer(image, QUESTION)
     png, json_path = save_explanation(failure.value.trace, image, [], tmp_path, "failed")
     picture = Image.open(png).convert("RGB")
     assert (np.asarray(picture) == ERROR_COLOUR).all(-1).any()
@@ -166,7 +166,7 @@ def test_a_failed_question_is_drawn_with_its_error(tmp_path):
 
 def test_vanilla_trace_shows_the_image_and_the_model_input():
     image = scene(SIZE, {"red": [RED]})
-    result = FocusPipeline(FakeAdapter(), small_config(method="vanilla")).answer(image, QUESTION)
+    result = Pipeline(FakeAdapter(), small_config(method="vanilla")).answer(image, QUESTION)
     figure = render_explanation(result.trace, image, result.final_images)
     assert [p.kind for p in figure.panels] == ["target", "input"]
     overlay = figure.panels[0]

@@ -10,7 +10,7 @@ FOCUS models come from its model arguments the same way in both (`_identity`).
 
 lmms-eval (`LmmsEvalReader`): `<output_path>/<model>/<date>_results.json`, with
 `<date>_samples_<task>.jsonl` beside it under --log_samples.
-- Task names and metrics are mapped by `focus_eval.compare.names`; values become percent.
+- Task names and metrics are mapped by `focus_eval.present.compare.names`; values become percent.
   lmms-eval writes `[]` for a per-sample key that has no aggregation (the built-in vstar_bench
   does so for its category accuracies): not a number, skipped.
 - The model: `config.model` is the lmms-eval model. Ours (`focus_eval.model_specs`) carry the FOCUS
@@ -47,10 +47,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from focus_eval.compare.names import (COUNTERS, FAILURES, FAMILY_MODELS, LMMS_EVAL_METRICS, LMMS_EVAL_RECALL, TASKS,
+from focus_eval.present.compare.names import (COUNTERS, FAILURES, FAMILY_MODELS, LMMS_EVAL_METRICS, LMMS_EVAL_RECALL, TASKS,
                                       VLMEVAL_CATEGORIES, VLMEVAL_METRICS, VLMEVAL_PARTS, Task, focus_family,
                                       model_name, task_of)
-from focus_eval.compare.settings import LOGITS, setting_name
+from focus_eval.present.compare.settings import LOGITS, setting_name
 from focus_eval.config import FocusConfig, load_config
 
 

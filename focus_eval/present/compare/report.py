@@ -27,11 +27,11 @@ import io
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from focus_eval.compare import settings
-from focus_eval.compare.names import BENCHMARKS, METHOD_TITLES
-from focus_eval.compare.published import published_rows
-from focus_eval.compare.runs import Row, RunData
-from focus_eval.compare.stats import Efficiency, efficiency_ratio, wilson
+from focus_eval.present.compare import settings
+from focus_eval.present.compare.names import BENCHMARKS, METHOD_TITLES
+from focus_eval.present.compare.published import published_rows
+from focus_eval.present.compare.runs import Row, RunData
+from focus_eval.present.compare.stats import Efficiency, efficiency_ratio, wilson
 
 PAPER = "paper"
 # FocusConfig fields the setting name already states, or that are the same for every question of a benchmark.

@@ -23,7 +23,7 @@ from typing import Callable, Sequence
 
 import torch
 
-from focus_eval.proposals import ROI
+from focus_eval.methods.focus.proposals import ROI
 
 Check = Callable[[Sequence[ROI]], Sequence[float]]
 

@@ -27,7 +27,7 @@ Choices (display only, nothing here changes what FOCUS computes):
 - The question and the answer take at most MAX_TEXT_LINES lines each in the header (a
   1,024-token answer would fill the picture); the rest is in the trace, and the header says how
   many characters were left out.
-- Text is drawn with `focus_eval.fonts.Typeface`: each character in the first font of a chain
+- Text is drawn with `focus_eval.present.fonts.Typeface`: each character in the first font of a chain
   that has it (FOCUS_EVAL_FONT, common system fonts, PIL's built-in), so questions and answers
   in any script are text; a character no font has is shown as a \\u escape, and the header says
   so.
@@ -50,10 +50,10 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from focus_eval.compose import outline_boxes
-from focus_eval.fonts import FONT_ENV, Typeface
+from focus_eval.present.fonts import FONT_ENV, Typeface
 from focus_eval.images import to_rgb
 from focus_eval.outputs import safe_stem
-from focus_eval.proposals import relevance_scores
+from focus_eval.methods.focus.proposals import relevance_scores
 from focus_eval.trace import TargetTrace, Trace
 
 PANEL_HEIGHT = 512
@@ -102,7 +102,7 @@ def render_explanation(trace: Trace, image: Image.Image, final_images: Sequence[
     """The picture of one question (layout: module docstring).
 
     image: the image the trace was computed on (any mode; converted like the pipeline does).
-    final_images: the images the model answered from (FocusResult.final_images); empty when
+    final_images: the images the model answered from (PipelineResult.final_images); empty when
         the question failed before the answer.
     """
     image = to_rgb(image)

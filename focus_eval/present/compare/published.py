@@ -2,7 +2,7 @@
 
 Columns (`COLUMNS`, the CSV header): source (`focus-paper`: Zhong, Rosenthal et al., NeurIPS
 2025), table ("Table 10"), model, method, setting, benchmark, metric, value, fp, in the
-vocabulary of `focus_eval.compare.names` and `focus_eval.compare.settings`. `value` is the
+vocabulary of `focus_eval.present.compare.names` and `focus_eval.present.compare.settings`. `value` is the
 number as the paper prints it ("46.5", "81.60"): accuracy and recall in percent, `seconds`
 per question, `tflops` per question, `peak_mem_gb`. `fp` is the FP count of the row's
 configuration as the same table prints it ("" where it prints "-" or has no FP column; Table 2
@@ -56,7 +56,7 @@ class Published:
 
 
 def published_text() -> str:
-    return resources.files("focus_eval.compare").joinpath(DATA_FILE).read_text(encoding="utf-8")
+    return resources.files("focus_eval.present.compare").joinpath(DATA_FILE).read_text(encoding="utf-8")
 
 
 @lru_cache(maxsize=1)

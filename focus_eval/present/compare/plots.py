@@ -22,11 +22,11 @@ import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
-from focus_eval.compare import settings
-from focus_eval.compare.names import BENCHMARKS, METHOD_TITLES
-from focus_eval.compare.report import PAPER, Report
-from focus_eval.compare.runs import Row
-from focus_eval.compare.stats import pareto_front
+from focus_eval.present.compare import settings
+from focus_eval.present.compare.names import BENCHMARKS, METHOD_TITLES
+from focus_eval.present.compare.report import PAPER, Report
+from focus_eval.present.compare.runs import Row
+from focus_eval.present.compare.stats import pareto_front
 
 AXES = {"fp": "search forward passes (FP) per question", "tflops": "TFLOPs per question"}
 METHOD_COLOURS = {"focus": "#7b3fbf", "vanilla": "#555555", "zoomeye": "#f28e2b", "vicrop": "#59a14f", "dc2": "#9c755f",

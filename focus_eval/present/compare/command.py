@@ -28,9 +28,9 @@ import csv
 import sys
 from pathlib import Path
 
-from focus_eval.compare.names import BENCHMARKS
-from focus_eval.compare.published import COLUMNS, paper_models, published_rows, published_text
-from focus_eval.compare.runs import CompareError, read_runs
+from focus_eval.present.compare.names import BENCHMARKS
+from focus_eval.present.compare.published import COLUMNS, paper_models, published_rows, published_text
+from focus_eval.present.compare.runs import CompareError, read_runs
 
 HELP = "runs next to each other and to the paper: tables, plots, efficiency ratios"
 
@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
             writer.writerows([getattr(row, name) for name in COLUMNS] for row in published_rows() if row.model in models)
         return 0
 
-    from focus_eval.compare.report import build_report, paper_rows
+    from focus_eval.present.compare.report import build_report, paper_rows
 
     data = read_runs(args.runs)
     if not data.rows:
@@ -106,7 +106,7 @@ def _selected_models(value: str | None, run_models: set[str]) -> set[str] | None
 
 
 def _write(report, markdown: str, out: Path, title_note: str) -> None:
-    from focus_eval.compare.plots import AXES, draw, write_points, x_value
+    from focus_eval.present.compare.plots import AXES, draw, write_points, x_value
 
     out.mkdir(parents=True, exist_ok=True)
     written = []

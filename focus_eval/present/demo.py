@@ -24,8 +24,8 @@
 
 lmms-eval's full log is in `<out>/lmms-eval.log`.
 
-    python -m focus_eval.demo [--out demo_out] [--docs docs] [--limit N]
-    python -m focus_eval.demo --untrained [--model llava_ov_focus] [--tasks vstar,hrbench4k] ...
+    python -m focus_eval.present.demo [--out demo_out] [--docs docs] [--limit N]
+    python -m focus_eval.present.demo --untrained [--model llava_ov_focus] [--tasks vstar,hrbench4k] ...
 
 Exit status 0 when both runs produced results, 1 otherwise.
 """
@@ -69,14 +69,14 @@ TRAINED = "\n".join([
     "| The demo model: the proving ground's tiny LLaVA-1.5 (1.3M parameters), trained  |",
     "| here on CPU on SYNTHETIC V*Bench-like questions only: the pattern of a named    |",
     "| shape, or which of two shapes is left. Its accuracy is on those questions, not  |",
-    "| on V*Bench (README, 'Proving ground'). Other models: python -m focus_eval.demo  |",
+    "| on V*Bench (README, 'Proving ground'). Other models: python -m focus_eval.present.demo  |",
     "| --untrained --model llava_ov_focus (random weights: its accuracy means nothing) |",
     "+" + "-" * 81 + "+",
 ])
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m focus_eval.demo", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m focus_eval.present.demo", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="demo_out", help="working folder (checkpoint, data, results)")
     parser.add_argument("--docs", default="docs", help="folder for the README picture demo.png + demo.json")
     parser.add_argument("--untrained", action="store_true",
@@ -201,8 +201,8 @@ def _compare(out: Path, family: str, first_task: str, docs: Path, title: str) ->
     import contextlib
     import io
 
-    from focus_eval.cli import main as focus_eval
-    from focus_eval.compare.names import FAMILY_MODELS, task_of
+    from focus_eval.present.cli import main as focus_eval
+    from focus_eval.present.compare.names import FAMILY_MODELS, task_of
 
     folder = out / "compare"
     arguments = ["compare", *(str(out / "results" / method) for method in METHODS), "--paper-models",

@@ -3,12 +3,12 @@
     focus-eval answer  --model M --image street.jpg --question "What colour is the umbrella?"
     focus-eval explain --model M --image street.jpg --question "..." --out maps/
     focus-eval answer  --model M --questions questions.jsonl --json > answers.jsonl
-    focus-eval compare runs/focus runs/vanilla --published --out compare/   (focus_eval/compare/command.py)
+    focus-eval compare runs/focus runs/vanilla --published --out compare/   (focus_eval/present/compare/command.py)
     focus-eval lmms-eval --model llava_ov_focus --tasks vstar ...   (lmms-eval's own flags)
     focus-eval vlmeval --model llava_ov_focus --data VStarBench ...   (focus_eval.model_wrappers.vlmeval_run)
 
 `answer` prints the answer and the forward-pass counters; `explain` also writes, per question,
-`<id>.png` (relevance map, ROIs, model input; focus_eval.visualize) and `<id>.json` (the
+`<id>.png` (relevance map, ROIs, model input; focus_eval.present.visualize) and `<id>.json` (the
 trace) into --out. FOCUS options: `--set KEY=VALUE` (repeatable; names of FocusConfig, e.g.
 --set n_steps=4 --set method=vanilla).
 
@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
-from focus_eval.compare import command as compare
+from focus_eval.present.compare import command as compare
 from focus_eval.config import DATASETS, coerce_overrides, known_families
 
 PROG = "focus-eval"
@@ -218,7 +218,7 @@ def _ask(focus, question: Question, out_dir: Path | None, max_new_tokens: int) -
     """One question -> (its output record, why its picture and trace were not written or None);
     failures are recorded, never raised."""
     from focus_eval.pipeline import PipelineError
-    from focus_eval.visualize import save_explanation
+    from focus_eval.present.visualize import save_explanation
 
     record: dict[str, Any] = dict.fromkeys(_RECORD_KEYS)
     record.update(id=question.id, image=None if question.image is None else str(question.image),
@@ -305,7 +305,7 @@ def _parse_overrides(pairs: list[str]) -> dict[str, str]:
 
 
 def _as_text(record: dict[str, Any], with_id: bool) -> str:
-    from focus_eval.visualize import printable
+    from focus_eval.present.visualize import printable
 
     lines = [f"[{record['id']}] {_one_line(record['question'] or '')}"] if with_id else []
     if record["answer"] is not None:

@@ -105,6 +105,7 @@ class FocusConfig:
     final_images_alone: bool = True  # ... every image encoded as if alone in its prompt (OneVision: anyres)
     existence_prompt: str = "Is there a {target} in the image? Answer Yes or No."
     target_max_new_tokens: int = 64
+    target_fast_decoding: bool = True  # kept in-context prefix cache + prompt-lookup drafts, the same reply (targets)
 
     # ZoomEye (baseline; official defaults per family in configs/<family>.yaml)
     zoomeye_depth: int = 5  # depth cap of a type-1 search (Table 10: Depth-1, -2, -5)

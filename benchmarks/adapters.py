@@ -252,11 +252,13 @@ def script_replies(adapter) -> None:
 
 class LoggedAdapter:
     """Delegates to an adapter and logs every protocol call: (call, passes, tokens, model calls,
-    tokens each model call ran)."""
+    tokens each model call ran, peak memory GB during the call). The peak of each call is measured
+    from a reset at its start (the question's peak is then the largest of them and of what the
+    pipeline's meter reads after the last reset: `Session.ask`)."""
 
     def __init__(self, adapter):
         self._adapter = adapter
-        self.calls: list[tuple[str, int, int, int, list[int]]] = []
+        self.calls: list[tuple[str, int, int, int, list[int], float]] = []
         self.model_calls: list[int] = []  # tokens of every model forward (rows x sequence)
         adapter.model.register_forward_pre_hook(self._count, with_kwargs=True)
 
@@ -267,10 +269,10 @@ class LoggedAdapter:
         return getattr(self._adapter, name)
 
     def _logged(self, name: str, *args, **kwargs):
-        before = len(self.model_calls)
+        before, meter = len(self.model_calls), Meter(self._adapter.device)
         result = getattr(self._adapter, name)(*args, **kwargs)
         ran = self.model_calls[before:]
-        self.calls.append((name, result.cost.passes, result.cost.tokens, len(ran), ran))
+        self.calls.append((name, result.cost.passes, result.cost.tokens, len(ran), ran, meter.finish().peak_mem_gb))
         return result
 
     def prefill(self, *args, **kwargs):
@@ -334,6 +336,7 @@ class Session:
         wall, cpu = time.perf_counter() - start, time.process_time() - start_cpu
         trace = result.trace
         counters = trace.counters.to_dict()
+        counters["peak_mem_gb"] = max([counters["peak_mem_gb"], *(call[5] for call in self.logged.calls)])
         # what a speed-up must not change: everything the trace holds but its config, time, memory and model calls
         outcome = {key: value for key, value in trace.to_dict().items() if key not in ("counters", "config")}
         outcome["counters"] = {key: value for key, value in counters.items()
@@ -434,7 +437,7 @@ def summarize(run: Run, questions: list[dict], warmup: int) -> dict:
 
     last = timed[-1]
     calls: dict[str, list[tuple[int, int, int, list[int]]]] = {}
-    for name, passes, tokens, model_calls, ran in last["calls"]:
+    for name, passes, tokens, model_calls, ran, _ in last["calls"]:
         calls.setdefault(name, []).append((passes, tokens, model_calls, ran))
     return dict(
         run=run, wall=median(lambda q: q["wall"]), cpu=median(lambda q: q["cpu"]),
@@ -445,12 +448,27 @@ def summarize(run: Run, questions: list[dict], warmup: int) -> dict:
         idle=max(q["idle_gb"] for q in timed), answer=last["answer"], source=last["target_source"],
         targets=last["targets"], layout=last["final_layout"], calls=calls,
         target_runs=[target_extraction(q) for q in timed], first_target_run=target_extraction(questions[0]),
-        outcomes=[q["outcome"] for q in timed])
+        call_peaks=call_peaks(timed), outcomes=[q["outcome"] for q in timed])
+
+
+def call_peaks(questions: list[dict]) -> dict[str, float]:
+    """Peak memory GB of each kind of call, the largest over `questions`: which stage sets the peak."""
+    peaks: dict[str, float] = {}
+    for question in questions:
+        generations = 0
+        for name, *_, peak in question["calls"]:
+            if name == "generate":
+                generations += 1
+                kind = "target extraction" if generations == 1 and len(question["calls"]) > 1 else "answer"
+            else:
+                kind = {"prefill": "relevance prefill", "yes_no_logits": "existence checks"}.get(name, name)
+            peaks[kind] = max(peaks.get(kind, 0.0), peak)
+    return peaks
 
 
 def target_extraction(question: dict) -> list[int] | None:
     """Tokens of every model forward of target extraction (the first generate call of FOCUS)."""
-    generations = [ran for name, _, _, _, ran in question["calls"] if name == "generate"]
+    generations = [ran for name, _, _, _, ran, _ in question["calls"] if name == "generate"]
     return generations[0] if len(generations) == 2 else None
 
 
@@ -537,6 +555,9 @@ def report(rows: list[dict]) -> list[str]:
                      f"{focus['cpu'] / plain['cpu'] - 1:+.1%}, peak memory {memory_ratio:.3f}x vs {plain_memory:.3f}x "
                      f"vanilla, model calls {focus['model_calls']} vs {plain['model_calls']}; answers, counters (model "
                      f"calls aside), maps, ROIs, confidences and crops {'identical' if same else 'DIFFERENT'}")
+    lines.append("  peak GB by call (largest over the timed questions): " + "; ".join(
+        f"{row['run'].label} " + ", ".join(f"{kind} {peak:.3f}" for kind, peak in row["call_peaks"].items())
+        for row in (vanilla, focus, *([plain] if plain else []))))
     for key in ("wall", "cpu"):
         lines.append(f"  {key} spread (min-max): " + ", ".join(
             f"{row['run'].label} {row['spread'][key][0]:.3f}-{row['spread'][key][1]:.3f}" for row in rows))

@@ -61,7 +61,7 @@ def test_tiny_run_measures_vanilla_focus_and_focus_without_the_speedups_side_by_
     assert all(counters["seconds"][stage] > 0 for stage in ("targets", "relevance", "ranking", "answer"))
     # the same question without the speed-ups: the same outcome, in more model calls
     assert bench.same_outcome(focus["outcome"], plain["outcome"]) and counters["flops"] == plain["counters"]["flops"]
-    checks = {name: [calls for call, _, _, calls, _ in run["calls"] if call == "yes_no_logits"]
+    checks = {name: [calls for call, _, _, calls, _, _ in run["calls"] if call == "yes_no_logits"]
               for name, run in (("focus", focus), ("plain", plain))}
     assert checks == {"focus": [2], "plain": [1]}  # a 576-token image per check: one per forward
     targets = {name: run["calls"][0][4] for name, run in (("first", first), ("focus", focus), ("plain", plain))}
@@ -72,6 +72,9 @@ def test_tiny_run_measures_vanilla_focus_and_focus_without_the_speedups_side_by_
     assert "target, FOCUS n=2 vs vanilla: wall time < 3.0x" in text
     assert "target <= 12 calls: PASS, <= 100 prefill tokens: PASS" in text
     assert "confidences and crops identical" in text
+    assert "peak GB by call (largest over the timed questions): vanilla answer " in text
+    assert all(call[5] > 0 for call in focus["calls"]) and focus["counters"]["peak_mem_gb"] >= max(
+        call[5] for call in focus["calls"])
     assert list(tmp_path.iterdir()) == [raw]  # checkpoints and logs removed
 
 

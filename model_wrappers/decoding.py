@@ -20,17 +20,17 @@ for through `HFAdapter.generate` (`shared_prefix`, `draft_tokens`):
   while it is the greedy choice at its position, through generate's own logits processors and
   stopping criteria, token by token as in plain decoding (stop strings, end of sequence and
   max_new_tokens end decoding at the same token). transformers' `prompt_lookup_num_tokens` is
-  not used: its assisted decoding feeds the whole prompt again on top of a given cache
-  (transformers 5.17 and 5.24), checks stop strings only at the end of each accepted run, and
+  not used: its assisted decoding feeds the whole prompt again on top of a given cache (5.24;
+  5.17's code reads the same), checks stop strings only at the end of each accepted run, and
   drafts from the first match, often an in-context example's unrelated continuation.
 
 Equality: in exact arithmetic both give plain greedy decoding's tokens. In floating point, the
 cached keys and values and the verified positions' logits come from forwards of other shapes
 than plain decoding's, so they differ at rounding level, and where the two best tokens are
 nearly tied a reply could differ. Float32 on the tiny models of the three families and on the
-proving ground gave identical replies (tests/test_decoding.py, benchmarks/README.md); in bf16
-on a GPU a near-tie could resolve the other way. `target_fast_decoding=false` (FocusConfig)
-decodes plainly.
+proving ground gave identical replies (tests/test_speedups.py, benchmarks/speedups_identical.py);
+in bf16 on a GPU a near-tie could resolve the other way. `target_fast_decoding=false`
+(FocusConfig) decodes plainly.
 """
 
 from __future__ import annotations

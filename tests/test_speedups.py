@@ -13,6 +13,7 @@ from transformers import LogitsProcessor, LogitsProcessorList
 from adapter_checks import noise_image
 from focus_eval.config import load_config
 from focus_eval.model_wrappers.base import check_max_batch_tokens, token_budget_groups
+from focus_eval.model_wrappers import decoding
 from focus_eval.model_wrappers.decoding import lookup_draft
 from focus_eval.pipeline import Pipeline
 from focus_eval.targets import icl_prefix, icl_prompt
@@ -77,14 +78,29 @@ def test_cached_prefix_and_drafts_give_plain_greedy_decoding(tiny_adapter, famil
     assert fast_calls < plain_calls  # drafts were accepted (the random models repeat themselves)
 
 
+# the realistic reply; one that copies the last example's line end ("... objects: none.\n\nQuestion:"
+# is in the prompt), so that with 4-token drafts the newline comes inside a verified draft
+REPLIES = ["I need the color of the flag. So I need the information about the following objects: flag.\nQuestion: x",
+           "The lighting tells this. So I need the information about the following objects: none.\n\nQuestion: x"]
+
+
 @pytest.mark.parametrize("family", FAMILIES)
-def test_a_reply_copying_the_prompt_takes_few_calls_and_stops_where_plain_decoding_stops(tiny_adapter, family):
-    """The realistic reply, forced token by token through a logits processor (as generate's own
-    processors act): drafts copy it from the examples and the question, and the newline inside
-    an accepted draft ends it at the same token as plain decoding."""
+@pytest.mark.parametrize("reply, draft_tokens", [(REPLIES[0], 10), (REPLIES[1], 4)])
+def test_a_reply_copying_the_prompt_takes_few_calls_and_stops_where_plain_decoding_stops(tiny_adapter, monkeypatch,
+                                                                                         family, reply, draft_tokens):
+    """A reply forced token by token through a logits processor (as generate's own processors
+    act): drafts copy it from the examples and the question, and the newline ends it at the same
+    token as plain decoding, also inside a draft."""
+    drafts = []
+
+    def spy(sequence, count, max_ngram=3):
+        drafts.append(lookup_draft(sequence, count, max_ngram))
+        return drafts[-1]
+
+    monkeypatch.setattr(decoding, "lookup_draft", spy)
+    monkeypatch.setitem(FAST, "draft_tokens", draft_tokens)
     adapter = tiny_adapter(family)
     tokenizer = adapter.tokenizer
-    reply = "I need the color of the flag. So I need the information about the following objects: flag.\nQuestion: x"
     forced = tokenizer(reply, add_special_tokens=False)["input_ids"]
 
     class Script(LogitsProcessor):
@@ -112,6 +128,8 @@ def test_a_reply_copying_the_prompt_takes_few_calls_and_stops_where_plain_decodi
     assert plain.text == fast.text == reply.split("\n")[0] and plain.cost == fast.cost and not fast.truncated
     assert calls[0] == plain.cost.tokens - prompt_length  # one call per token
     assert calls[1] <= calls[0] // 2, calls
+    if draft_tokens == 4:
+        assert any("\n" in adapter.tokenizer.decode(draft) for draft in drafts)
 
 
 def test_truncation_and_end_of_sequence_inside_drafts_match_plain_decoding(tiny_adapter):

@@ -332,7 +332,7 @@ def _target_caption(target: TargetTrace | None, trace: Trace) -> str:
     if target.full_image_confidence is not None:
         parts.append(f"full image {target.full_image_confidence:+.2f}")
     if target.root_answering is not None:
-        parts.append(f"answerable on the full image {target.root_answering:+.2f}")
+        parts.append(f"root answering {target.root_answering:+.2f}")
     if target.search_depth is not None:
         parts.append(f"tree depth {target.search_depth}, {len(target.order)} popped of {len(target.rois)} nodes scored"
                      if not target.all_instances else f"tree depth {target.search_depth}, {len(target.rois)} nodes checked")

@@ -33,6 +33,9 @@ Choices where the official code does not carry over (each documented where it is
   (views.py); zoom views are encoded like the final input (`final_images_alone`, on by default:
   every image through anyres on OneVision, as the official zoomed view; its global view then gets
   one anyres tile besides its base view, where the official code keeps the base view only);
+- the adapters' own image options stay in force: OneVision's anyres uses the checkpoint's
+  pinpoints (the official code drops those of more than 12 tiles), Qwen2.5-VL its max_pixels
+  (default 1605632; the official code raises it to 12845056; `--model_args max_pixels=...`);
 - the local-view canvas for two far-apart regions is `compose.paste_on_canvas` (views.py);
 - the trace keeps every scored node as an ROI: `box` the view, `confidence` the answering
   confidence of a popped node (type 2: the existence confidence); recall skips the root.

@@ -271,19 +271,21 @@ def _import_problem(error: Exception, clone: Path) -> str:
 def check_vlmevalkit(run, clone: Path) -> str | None:
     """UserError when the imported VLMEvalKit lacks something the plug-in uses (NEEDED); the
     warning when its hooked files differ from the tested commit's (TESTED_FILES), else None."""
-    modules = {"run": run}
     missing = []
     for module_name, names in NEEDED.items():
-        module = modules.get(module_name) or sys.modules.get(module_name) or importlib.import_module(module_name)
+        try:
+            module = run if module_name == "run" else importlib.import_module(module_name)
+        except ImportError:
+            module = None
         missing += [f"{module_name}.{name}" for name in names if not hasattr(module, name)]
     if missing:
         raise UserError(f"VLMEvalKit at {clone} lacks {', '.join(missing)}, which focus-eval uses: it is older than "
                         f"the tested commit {TESTED_COMMIT[:8]}; {_checkout(clone)}")
     changed = [name for name, digest in TESTED_FILES.items()
-               if hashlib.sha256((clone / name).read_bytes()).hexdigest() != digest]
+               if not (clone / name).is_file() or hashlib.sha256((clone / name).read_bytes()).hexdigest() != digest]
     if not changed:
         return None
-    return (f"VLMEvalKit at {clone} is not the tested commit {TESTED_COMMIT[:8]} ({', '.join(changed)} differ); it has "
+    return (f"VLMEvalKit at {clone} is not the tested commit {TESTED_COMMIT[:8]} (changed: {', '.join(changed)}); it has "
             f"what focus-eval uses, so the run goes on; if it fails: {_checkout(clone)}")
 
 

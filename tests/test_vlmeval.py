@@ -163,7 +163,9 @@ OLDER_VLMEVALKIT = {
     "vlmeval/vlm/__init__.py": "",
     "vlmeval/vlm/base.py": "class BaseModel: pass\n",
 }
-TORCHVISION_VLMEVALKIT = {"run.py": "import vlmeval\n", "vlmeval/__init__.py": "import torchvision\n"}
+TORCHVISION_VLMEVALKIT = {"run.py": "import vlmeval\n",  # `import torchvision` failing, whether or not it is here
+                          "vlmeval/__init__.py": "raise ModuleNotFoundError(\"No module named 'torchvision'\", "
+                                                 "name='torchvision')\n"}
 
 
 def write_files(root: Path, files: dict[str, str]) -> Path:
@@ -183,8 +185,8 @@ def write_files(root: Path, files: dict[str, str]) -> Path:
                              "https://download.pytorch.org/whl/cpu)"),
 ], ids=["older VLMEvalKit", "no torchvision"])
 def test_a_vlmevalkit_that_cannot_serve_is_one_line_before_any_work(files, line, tmp_path):
-    """Through the console script; this environment has no torchvision (the real VLMEvalKit without
-    it: test_unknown_dataset_and_missing_data_stop_with_one_line)."""
+    """Through the console script (the real VLMEvalKit without torchvision:
+    test_unknown_dataset_and_missing_data_stop_with_one_line)."""
     import torch
 
     clone = write_files(tmp_path / "VLMEvalKit", files)

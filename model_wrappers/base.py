@@ -106,22 +106,30 @@ def image_only_processor_class(processor_class: type) -> type:
     transformers 5.x type-checks a processor's `video_processor` against a class that needs
     torchvision, so LLaVA-OneVision's and Qwen2.5-VL's processors refuse to construct without
     it. The subclass drops that argument from its `__init__` signature, which is where 5.x reads
-    the sub-processors from (`get_attributes`, `to_dict`); `from_args_and_dict` is overridden
-    because 5.x reads the accepted config keys from the code object, not the signature. The
-    class keeps its parent's name, so a checkpoint saved with it names the real processor.
+    the sub-processors from (`get_attributes`, `to_dict`). The constructor from the loaded
+    config is overridden because transformers reads the accepted config keys (`chat_template`,
+    `vision_aspect_ratio`, ...) from the code object of `__init__`, not from its signature, and
+    this `__init__` takes them as **kwargs: `from_args_and_dict(args, processor_dict)` up to 5.24,
+    `from_dict(processor_dict)` from 5.25 on (the sub-processors are entries of the dict there).
+    Without the second override 5.25 drops the chat template. The class keeps its parent's
+    name, so a checkpoint saved with it names the real processor.
     """
     signature = inspect.signature(processor_class.__init__)
-    init_keys = set(signature.parameters) - {"self", "image_processor", "tokenizer", "video_processor", "kwargs"}
+    init_keys = set(signature.parameters) - {"self", "video_processor", "kwargs"}
 
     class ImageOnlyProcessor(processor_class):
         def __init__(self, image_processor=None, tokenizer=None, **kwargs):
             super().__init__(image_processor=image_processor, tokenizer=tokenizer, video_processor=None, **kwargs)
 
         @classmethod
-        def from_args_and_dict(cls, args, processor_dict, **kwargs):
+        def from_args_and_dict(cls, args, processor_dict, **kwargs):  # transformers <= 5.24
+            return cls.from_dict({**processor_dict, **dict(zip(cls.get_attributes(), args))}, **kwargs)
+
+        @classmethod
+        def from_dict(cls, processor_dict, **kwargs):  # transformers >= 5.25
             kwargs.pop("return_unused_kwargs", None)
             config = {**processor_dict, **kwargs}
-            return cls(*args, **{key: value for key, value in config.items() if key in init_keys})
+            return cls(**{key: value for key, value in config.items() if key in init_keys})
 
     ImageOnlyProcessor.__init__.__signature__ = signature.replace(
         parameters=[p for name, p in signature.parameters.items() if name != "video_processor"])
@@ -232,9 +240,12 @@ class HFAdapter:
                 raise ValueError(f"{name} is not an option of the {cls.family} adapter")
             if value not in cls.adapter_options[name]:
                 raise ValueError(f"{name}={value!r}: expected one of {', '.join(cls.adapter_options[name])}")
+        # use_kernels=False: transformers 5.25 swaps layers for kernels from the hub by default when the
+        # `kernels` package is installed (it became a dependency); the model's own layers keep the
+        # numbers of 5.17-5.24 and loading offline.
         model = AutoModelForImageTextToText.from_pretrained(
             pretrained, dtype=resolve_dtype(dtype), device_map=device_map,
-            attn_implementation=check_attn_implementation(attn_implementation))
+            attn_implementation=check_attn_implementation(attn_implementation), use_kernels=False)
         if device_map is None:
             model = model.to(torch.device(device) if device is not None else default_device())
         return cls(model, load_processor(pretrained, cls.processor_class, **processor_kwargs), **options)

@@ -40,7 +40,14 @@ Choices where the paper is ambiguous (each one a field, so it can be switched):
   (model_wrappers/llava_1_5.py).
 - The baselines' options carry their method's prefix (zoomeye_*, vicrop_*); their defaults per
   family are the official code's (configs/<family>.yaml), and the choices made where that code
-  or its paper is silent are written in focus_eval/methods/zoomeye.py and vicrop.py.
+  or its paper is silent are written in focus_eval/methods/zoomeye/ and vicrop/.
+- zoomeye_patch_size: the official code splits nodes down to the vision input size, read from
+  the image processor (LLaVA-1.5 336, OneVision 384: our adapters' base_resolution, so 0) except
+  for Qwen2.5-VL, hard-coded to 448 (configs/qwen2_5_vl.yaml), whose adapter's base_resolution
+  (the largest square max_pixels keeps) is not an input size. zoomeye_global_view: how a
+  global-local model's full view is shrunk to that size, "square" (padded, official OneVision) or
+  "fit" (aspect kept, official Qwen2.5-VL). zoomeye_batch_size: how many confidence prompts share
+  one model call (memory, not passes; the official code sends them one by one).
 - gaussian_sigma / downsample: Sec. 3.2 names a Gaussian filter and downsampling for
   global-local models without values. sigma is in grid cells; downsampling is average
   pooling by an integer factor (a partial last block averages what it has). Factor 2 turns
@@ -119,6 +126,9 @@ class FocusConfig:
     zoomeye_pop_factor: int = 3  # pops before the threshold is lowered: this times the depth
     zoomeye_pop_increment: int = 2  # further pops allowed after each lowering
     zoomeye_type2_threshold: float = 0.6  # existence confidence a type-2 node must reach
+    zoomeye_patch_size: int = 0  # nodes split while a side is >= this; 0: the adapter's base_resolution
+    zoomeye_global_view: Literal["square", "fit"] = "square"  # global-local models' shrunk full view
+    zoomeye_batch_size: int = 8  # confidence prompts per model call (passes are counted per prompt)
 
     # ViCrop (baseline; official defaults per family in configs/<family>.yaml)
     vicrop_map: Literal["rel_att", "grad_att"] = "rel_att"
@@ -128,6 +138,8 @@ class FocusConfig:
     vicrop_crop_side: int = 336  # side in pixels of the crop window at ratio 1
     vicrop_tile_side: int = 1024
     vicrop_generic_prompt: str = "Write a general description of the image."
+    # appended to the question and to the generic prompt of the map passes, as the official code does
+    vicrop_instruction: str = "Answer the question using a single word or phrase."
 
     seed: int = 0
 
@@ -162,6 +174,9 @@ class FocusConfig:
             (self.zoomeye_pop_factor >= 1 and self.zoomeye_pop_increment >= 1,
              "zoomeye_pop_factor and zoomeye_pop_increment must be >= 1"),
             (-1.0 <= self.zoomeye_type2_threshold <= 1.0, "zoomeye_type2_threshold is a confidence in [-1, 1]"),
+            (self.zoomeye_patch_size == 0 or self.zoomeye_patch_size >= 4,
+             "zoomeye_patch_size must be 0 (the adapter's base resolution) or >= 4"),
+            (self.zoomeye_batch_size >= 1, "zoomeye_batch_size must be >= 1"),
             (0 <= self.vicrop_layer < self.vicrop_reference_num_layers,
              "need 0 <= vicrop_layer < vicrop_reference_num_layers"),
             (self.vicrop_crop_side >= 1 and self.vicrop_tile_side >= 1, "vicrop sides must be >= 1"),
@@ -190,6 +205,14 @@ class FocusConfig:
         start = min(int(round(self.layer_start * scale)), num_layers - 1)
         end = max(start + 1, min(num_layers, int(round(self.layer_end * scale))))
         return range(start, end)
+
+    def vicrop_layer_index(self, num_layers: int) -> int:
+        """ViCrop's decoder layer (0-based) for a model with `num_layers` layers: vicrop_layer as
+        is at vicrop_reference_num_layers, else scaled by depth and rounded as in `layer_range`
+        (14 of 32 becomes 12 of 28)."""
+        if num_layers == self.vicrop_reference_num_layers:
+            return self.vicrop_layer
+        return min(int(round(self.vicrop_layer * num_layers / self.vicrop_reference_num_layers)), num_layers - 1)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON data (tuples as lists), so a trace's config survives a JSON round trip."""

@@ -1,4 +1,4 @@
-"""What every model adapter shares: loading, chat templating, token bookkeeping, the four
+"""What every model adapter shares: loading, chat templating, token bookkeeping, the five
 protocol calls, RoPE removal and cost accounting.
 
 A family module subclasses `HFAdapter` and supplies only what differs between families:
@@ -28,7 +28,7 @@ from __future__ import annotations
 import importlib.util
 import inspect
 import os
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from functools import cache, cached_property, partial
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Iterator, Sequence
@@ -43,6 +43,7 @@ from focus_eval.images import load_image
 from focus_eval.protocol import (
     Generation,
     GridGeometry,
+    LastTokenAttention,
     OptionScores,
     PassCost,
     Prefill,
@@ -50,8 +51,9 @@ from focus_eval.protocol import (
     YesNo,
 )
 
+from .attention_probe import gradient_mode, probe_last_row
 from .decoding import PrefixCache, cache_argument, lookup_greedy
-from .flops import decoder_flops, generation_flops
+from .flops import attention_backward_flops, attention_row_flops, decoder_flops, generation_flops
 
 DTYPES: dict[str, torch.dtype | str] = {
     "auto": "auto",
@@ -105,22 +107,30 @@ def image_only_processor_class(processor_class: type) -> type:
     transformers 5.x type-checks a processor's `video_processor` against a class that needs
     torchvision, so LLaVA-OneVision's and Qwen2.5-VL's processors refuse to construct without
     it. The subclass drops that argument from its `__init__` signature, which is where 5.x reads
-    the sub-processors from (`get_attributes`, `to_dict`); `from_args_and_dict` is overridden
-    because 5.x reads the accepted config keys from the code object, not the signature. The
-    class keeps its parent's name, so a checkpoint saved with it names the real processor.
+    the sub-processors from (`get_attributes`, `to_dict`). The constructor from the loaded
+    config is overridden because transformers reads the accepted config keys (`chat_template`,
+    `vision_aspect_ratio`, ...) from the code object of `__init__`, not from its signature, and
+    this `__init__` takes them as **kwargs: `from_args_and_dict(args, processor_dict)` up to 5.24,
+    `from_dict(processor_dict)` from 5.25 on (the sub-processors are entries of the dict there).
+    Without the second override 5.25 drops the chat template. The class keeps its parent's
+    name, so a checkpoint saved with it names the real processor.
     """
     signature = inspect.signature(processor_class.__init__)
-    init_keys = set(signature.parameters) - {"self", "image_processor", "tokenizer", "video_processor", "kwargs"}
+    init_keys = set(signature.parameters) - {"self", "video_processor", "kwargs"}
 
     class ImageOnlyProcessor(processor_class):
         def __init__(self, image_processor=None, tokenizer=None, **kwargs):
             super().__init__(image_processor=image_processor, tokenizer=tokenizer, video_processor=None, **kwargs)
 
         @classmethod
-        def from_args_and_dict(cls, args, processor_dict, **kwargs):
+        def from_args_and_dict(cls, args, processor_dict, **kwargs):  # transformers <= 5.24
+            return cls.from_dict({**processor_dict, **dict(zip(cls.get_attributes(), args))}, **kwargs)
+
+        @classmethod
+        def from_dict(cls, processor_dict, **kwargs):  # transformers >= 5.25
             kwargs.pop("return_unused_kwargs", None)
             config = {**processor_dict, **kwargs}
-            return cls(*args, **{key: value for key, value in config.items() if key in init_keys})
+            return cls(**{key: value for key, value in config.items() if key in init_keys})
 
     ImageOnlyProcessor.__init__.__signature__ = signature.replace(
         parameters=[p for name, p in signature.parameters.items() if name != "video_processor"])
@@ -235,9 +245,12 @@ class HFAdapter:
                 raise ValueError(f"{name} is not an option of the {cls.family} adapter")
             if value not in cls.adapter_options[name]:
                 raise ValueError(f"{name}={value!r}: expected one of {', '.join(cls.adapter_options[name])}")
+        # use_kernels=False: transformers 5.25 swaps layers for kernels from the hub by default when the
+        # `kernels` package is installed (it became a dependency); the model's own layers keep the
+        # numbers of 5.17-5.24 and loading offline.
         model = AutoModelForImageTextToText.from_pretrained(
             pretrained, dtype=resolve_dtype(dtype), device_map=device_map,
-            attn_implementation=check_attn_implementation(attn_implementation))
+            attn_implementation=check_attn_implementation(attn_implementation), use_kernels=False)
         if device_map is None:
             model = model.to(torch.device(device) if device is not None else default_device())
         adapter = cls(model, load_processor(pretrained, cls.processor_class, **processor_kwargs), **options)
@@ -326,11 +339,12 @@ class HFAdapter:
         return BatchFeature({key: value.to(self.device, dtype=self.dtype if value.is_floating_point() else None)
                              for key, value in inputs.items()})
 
-    def forward(self, inputs: BatchFeature, logits_to_keep: int = 1, use_cache: bool = False):
+    def forward(self, inputs: BatchFeature, logits_to_keep: int = 1, use_cache: bool = False, grad: bool = False):
         """One forward pass computing the last `logits_to_keep` logit rows; the KV cache is built
         only when asked for (the relevance prefill reads it; existence checks and option scores
-        need logits only, and a batch of check crops' cache would be dead memory)."""
-        with torch.inference_mode():
+        need logits only, and a batch of check crops' cache would be dead memory). grad: build
+        the autograd graph, also inside a caller's inference mode (the caller freezes parameters)."""
+        with torch.inference_mode(not grad), torch.set_grad_enabled(grad):
             return self.model(**inputs, position_ids=self.position_ids(inputs), use_cache=use_cache,
                               logits_to_keep=logits_to_keep)
 
@@ -416,6 +430,34 @@ class HFAdapter:
         return Prefill(values=values, keys=keys, target_positions=target_positions,
                        visual_positions=visual_positions, geometry=geometry,
                        yes_no=out.logits[0, -1, self.yes_no_ids].float(), cost=self.pass_cost(inputs))
+
+    def last_token_attention(self, image: Image.Image, prompt: str, layer: int,
+                             gradient: bool = False) -> LastTokenAttention:
+        """Attention of the templated prompt's last token (the generation prompt's end) to the
+        grid's image tokens (`visual_layout`, FOCUS's relevance grid, so the geometry is the one
+        `prefill` gives) at decoder `layer`, from the attention probe (attention_probe.py: only
+        that layer computes weights, and only for the last row). gradient: grad-att's
+        A * ReLU(dLoss/dA), Loss = the log-probability (float32) of the argmax next token."""
+        image = self.one_image(image)
+        (layer,) = self._check_layers([layer])
+        with gradient_mode(self.model) if gradient else nullcontext():
+            inputs = self.encode([self.chat_text(prompt, num_images=1)], [image])
+            visual_positions, geometry = self.visual_layout(inputs, image)
+            with probe_last_row(self.language_model.layers[layer].self_attn, gradient) as probe:
+                logits = self.forward(inputs, grad=gradient).logits[0, -1].float()  # [vocab]
+            weights = probe.weights  # [1, heads, seq]
+            if gradient:
+                (grad,) = torch.autograd.grad(torch.log_softmax(logits, dim=-1).max(), weights)
+                weights = weights.detach() * grad.relu()
+        cost = self.pass_cost(inputs)
+        tokens = inputs["input_ids"].shape[1]
+        flops = cost.flops + attention_row_flops(self.text_config, tokens, gradient)
+        if gradient:
+            flops += attention_backward_flops(self.text_config, tokens, layer)
+        return LastTokenAttention(weights=weights[0][:, visual_positions.to(weights.device)].float(),
+                                  geometry=geometry,
+                                  cost=PassCost(passes=1, batches=1, flops=float(flops), tokens=cost.tokens,
+                                                backward=int(gradient)))
 
     def yes_no_logits(self, images: Sequence[Image.Image | Sequence[Image.Image]], prompts: Sequence[str],
                       image_texts: Sequence[Sequence[str]] | None = None, each_image_alone: bool = False) -> YesNo:

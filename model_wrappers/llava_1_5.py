@@ -20,6 +20,10 @@ pixels):
   ((H - h) // 2, (W - w) // 2): cells cover the central part only (of a 2246x1582 V*Bench
   image x in [330, 1912]), and existence checks and the final answer lose the sides of their
   crops too. lmms-eval's built-in `llava_hf` model works this way.
+
+Images per prompt: at most 2. FOCUS gives LLaVA-1.5 one image (its final input is one crop,
+union or canvas); ViCrop answers from [full image, crop] in one prompt, as the official ViCrop
+code gives llava-hf's LLaVA-1.5 (each image 576 tokens, `image_aspect` applied to both).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import torch
 from PIL import Image
 from transformers import BatchFeature
 
+from focus_eval.compose import pad_to_square
 from focus_eval.model_specs import IMAGE_ASPECTS
 from focus_eval.protocol import GridGeometry
 
@@ -40,7 +45,7 @@ from .flops import llava_vision_flops
 class Llava15Adapter(HFAdapter):
     family = "llava_1_5"
     multi_image = False
-    max_images = 1
+    max_images = 2  # ViCrop's [full image, crop] (module docstring)
     adapter_options = {"image_aspect": IMAGE_ASPECTS}
 
     def __init__(self, model, processor, image_aspect: str = IMAGE_ASPECTS[0]):
@@ -84,17 +89,6 @@ class Llava15Adapter(HFAdapter):
     def vision_flops(self, inputs: BatchFeature) -> int:
         """Per image: the CLIP tower over P patches + CLS and the projector (flops.llava_vision_flops)."""
         return inputs["pixel_values"].shape[0] * llava_vision_flops(self.config, self.grid_side**2, cls_token=True)
-
-
-def pad_to_square(image: Image.Image, fill: tuple[int, int, int]) -> Image.Image:
-    """`image` centred on a square of its longer side filled with `fill` (LLaVA's expand2square)."""
-    width, height = image.size
-    if width == height:
-        return image
-    side = max(width, height)
-    square = Image.new(image.mode, (side, side), fill)
-    square.paste(image, ((side - width) // 2, (side - height) // 2))
-    return square
 
 
 def covered_box(image_size: tuple[int, int], image_processor: Any, side: int,

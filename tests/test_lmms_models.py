@@ -381,4 +381,4 @@ def test_save_maps_and_resume_dir_must_be_writable_folders(tmp_path):
             parse_model_args("llava_ov_focus", **{name: str(blocker)})
     assert parse_model_args("llava_ov_focus", save_maps=str(tmp_path / "new" / "maps")).save_maps == str(
         tmp_path / "new" / "maps")
-    assert (tmp_path / "new" / "maps").is_dir() and not list((tmp_path / "new" / "maps").iterdir())
+    assert not (tmp_path / "new").exists()  # checked, not created: its first picture creates it

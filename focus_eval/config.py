@@ -48,6 +48,13 @@ Choices where the paper is ambiguous (each one a field, so it can be switched):
   global-local model's full view is shrunk to that size, "square" (padded, official OneVision) or
   "fit" (aspect kept, official Qwen2.5-VL). zoomeye_batch_size: how many confidence prompts share
   one model call (memory, not passes; the official code sends them one by one).
+- target_fast_decoding (issue 18): target extraction keeps the in-context examples' KV cache
+  across questions and decodes with prompt-lookup drafts (model_wrappers/decoding.py). On by
+  default: in float32 the replies, their `truncated` flags and costs were those of plain greedy
+  decoding on the tiny models of the three families and on the proving ground's 500 questions;
+  in bf16 a near-tie between two tokens could resolve differently, so `false` decodes plainly.
+  Existence checks' token budget is an adapter option, not a field (`max_batch_tokens`): it
+  decides model calls and memory, not what is computed.
 - gaussian_sigma / downsample: Sec. 3.2 names a Gaussian filter and downsampling for
   global-local models without values. sigma is in grid cells; downsampling is average
   pooling by an integer factor (a partial last block averages what it has). Factor 2 turns

@@ -112,7 +112,7 @@ test-above-caps: | $(UV)
 demo: $(STAMP)
 	$(PY) -m focus_eval.present.demo
 
-# About 10 minutes on 2 CPU cores; see benchmarks/README.md (GPU: benchmarks/adapters.py --size 7b --device cuda).
+# Tens of minutes on 2 CPU cores; see benchmarks/README.md (GPU: benchmarks/adapters.py --size 7b --device cuda).
 bench: $(STAMP)
 	$(PY) benchmarks/relevance_map.py
 	$(PY) benchmarks/adapters.py --size small --threads 1

@@ -1,9 +1,11 @@
-"""Speed and memory of vanilla answering vs FOCUS, per model family, stage by stage.
+"""Speed and memory of vanilla answering vs FOCUS and the baselines, per model family, stage by stage.
 
 For each family a random-weight checkpoint of the real architecture is written, loaded through
 `focus_eval.model_wrappers.load_adapter` and answered through `Pipeline` with
 `load_config(family, "vstar", n_steps=n, overrun=False, method=...)`: vanilla, then FOCUS with
-n_steps = 1, 4, 8 (overrun off, so the pass count is fixed). Each configuration runs in its own
+n_steps = 1, 4, 8 (overrun off, so the pass count is fixed), then the baselines (`BASELINES`:
+ZoomEye at its official depth 5, ViCrop rel-att and grad-att, each with the family's official
+settings). Each configuration runs in its own
 subprocess (honest peak memory: CUDA's max_memory_allocated, or the process's VmHWM reset per
 question, both through `focus_eval.counters.Meter`), answers one warm-up question, then the
 median of --repeats questions is reported. Wall time per stage is the pipeline's
@@ -22,18 +24,22 @@ the model runs every decoding step as usual and the chosen token is forced to a 
 reply, so target extraction runs as in real use (the in-context prompt, decoding until the
 newline that ends the one-line answer, the reply parsed by focus_eval.targets) and the answer
 is one letter and end-of-sequence, as from a real model. The proposals and existence
-confidences come from the random weights.
+confidences come from the random weights, and so do the baselines' confidences and attention:
+how far ZoomEye's search goes (the number of its passes) is what these random weights make of
+it, not what a trained model's would be; a ViCrop map costs the same passes whatever it shows.
 
 Usage:
   python benchmarks/adapters.py --size 7b --device cuda    # GPU, real size
   python benchmarks/adapters.py --size small               # CPU, reduced size (benchmarks/README.md)
   python benchmarks/adapters.py --prototype prompt_lookup   # and measure PROTOTYPES
+  python benchmarks/adapters.py --baselines                  # FOCUS and vanilla only (no baseline rows)
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import inspect
 import json
 import math
 import shutil
@@ -62,6 +68,13 @@ from focus_eval.pipeline import Pipeline
 FAMILIES = ("llava_1_5", "llava_onevision", "qwen2_5_vl")
 SIZES = ("7b", "small", "tiny")
 STEPS = (1, 4, 8)
+# The baselines measured beside FOCUS (--baselines): name -> (label, model arguments); every other
+# option is the family's official setting (configs/<family>.yaml).
+BASELINES = {
+    "zoomeye": ("ZoomEye Depth-5 (4 crops)", {"method": "zoomeye"}),
+    "vicrop-rel": ("ViCrop rel-att", {"method": "vicrop", "vicrop_map": "rel_att"}),
+    "vicrop-grad": ("ViCrop grad-att", {"method": "vicrop", "vicrop_map": "grad_att"}),
+}
 TIME_TARGET, MEMORY_TARGET = 3.0, 1.15  # FOCUS at n_steps = 8 over vanilla (the issue's targets)
 
 # Real architectures, random weights. Sources (the checkpoints' config.json):
@@ -254,7 +267,9 @@ PROTOTYPES = {
 
 
 class LoggedAdapter:
-    """Delegates to an adapter and logs every protocol call: (call, passes, tokens, model calls)."""
+    """Delegates to an adapter and logs every call of its methods that reports a cost (prefill,
+    yes_no_logits, generate, option_scores, a baseline's attention map...): (call, passes,
+    tokens, model calls)."""
 
     def __init__(self, adapter):
         self._adapter = adapter
@@ -266,25 +281,18 @@ class LoggedAdapter:
         self.model_calls += 1
 
     def __getattr__(self, name: str):
-        return getattr(self._adapter, name)
+        found = getattr(self._adapter, name)
+        if not inspect.ismethod(found):  # the model, the tokenizer, the device...
+            return found
 
-    def _logged(self, name: str, *args, **kwargs):
-        before = self.model_calls
-        result = getattr(self._adapter, name)(*args, **kwargs)
-        self.calls.append((name, result.cost.passes, result.cost.tokens, self.model_calls - before))
-        return result
-
-    def prefill(self, *args, **kwargs):
-        return self._logged("prefill", *args, **kwargs)
-
-    def yes_no_logits(self, *args, **kwargs):
-        return self._logged("yes_no_logits", *args, **kwargs)
-
-    def generate(self, *args, **kwargs):
-        return self._logged("generate", *args, **kwargs)
-
-    def option_scores(self, *args, **kwargs):
-        return self._logged("option_scores", *args, **kwargs)
+        def logged(*args, **kwargs):
+            before = self.model_calls
+            result = found(*args, **kwargs)
+            cost = getattr(result, "cost", None)
+            if cost is not None:
+                self.calls.append((name, cost.passes, cost.tokens, self.model_calls - before))
+            return result
+        return logged
 
 
 # ---------------------------------------------------------------------------------------------
@@ -294,14 +302,23 @@ class LoggedAdapter:
 @dataclass(frozen=True)
 class Run:
     family: str
-    method: str  # "vanilla" or "focus"
-    n_steps: int  # ignored by vanilla
+    method: str  # "vanilla", "focus" or a BASELINES key
+    n_steps: int  # FOCUS's budget; ignored by the others
     prototype: str | None = None  # a PROTOTYPES key
 
     @property
     def label(self) -> str:
+        if self.method in BASELINES:
+            return BASELINES[self.method][0]
         label = "vanilla" if self.method == "vanilla" else f"FOCUS n={self.n_steps}"
         return label + (f" +{self.prototype}" if self.prototype else "")
+
+    @property
+    def options(self) -> dict[str, str]:
+        """The model arguments of this configuration beyond the family's defaults."""
+        if self.method in BASELINES:
+            return dict(BASELINES[self.method][1])
+        return {"method": self.method, "n_steps": str(self.n_steps), "overrun": "false"}
 
 
 def current_memory_gb(device: torch.device) -> float:
@@ -316,7 +333,7 @@ class Session:
         self.adapter = load_adapter(checkpoint, dtype=dtype, device=device)
         script_replies(self.adapter, prompt_lookup=10 if run.prototype == "prompt_lookup" else None)
         self.logged = LoggedAdapter(self.adapter)
-        config = load_config(run.family, "vstar", n_steps=run.n_steps, overrun=False, method=run.method)
+        config = load_config(run.family, "vstar", **run.options)
         self.pipeline = Pipeline(self.logged, config)
         self.image = synthetic_image(*image_size)
 
@@ -436,7 +453,8 @@ def summarize(run: Run, timed: list[dict]) -> dict:
         run=run, wall=median(lambda q: q["wall"]), cpu=median(lambda q: q["cpu"]),
         spread={key: (min(q[key] for q in timed), max(q[key] for q in timed)) for key in ("wall", "cpu")},
         stages={stage: median(lambda q, s=stage: q["counters"]["seconds"][s]) for stage in last["counters"]["seconds"]},
-        fp=last["counters"]["fp"], fp_total=last["counters"]["fp_total"], tflops=last["counters"]["tflops"],
+        fp=last["counters"]["fp"], fp_total=last["counters"]["fp_total"], bp=last["counters"]["bp"],
+        tflops=last["counters"]["tflops"],
         model_calls=last["model_calls"], peak=max(q["counters"]["peak_mem_gb"] for q in timed),
         idle=max(q["idle_gb"] for q in timed), answer=last["answer"], source=last["target_source"],
         targets=last["targets"], layout=last["final_layout"], calls=calls,
@@ -464,15 +482,21 @@ def token_lines(vanilla: dict, focus: dict) -> list[str]:
     return lines
 
 
+STAGE_COLUMNS = {"targets": "targets", "relevance": "relev.", "proposals": "propos.", "ranking": "ranking",
+                 "search": "search", "answer": "answer"}
+
+
 def report(rows: list[dict]) -> list[str]:
     """The table of one family: rows[0] is vanilla; the targets are checked on the plain FOCUS
-    row with the largest n_steps; prototype rows are compared with the plain row of their n_steps."""
+    row with the largest n_steps; prototype rows are compared with the plain row of their n_steps;
+    each baseline row gets a line of its adapter calls."""
     vanilla = rows[0]
-    plain = {row["run"].n_steps: row for row in rows[1:] if row["run"].prototype is None}
+    plain = {row["run"].n_steps: row for row in rows[1:] if row["run"].method == "focus" and row["run"].prototype is None}
     focus = plain[max(plain)]
-    lines = [f"  {'configuration':28s} {'wall s':>7s} {'x van':>6s} {'CPU s':>7s} {'x van':>6s} {'targets':>7s} "
-             f"{'relev.':>7s} {'propos.':>7s} {'ranking':>7s} {'answer':>7s} {'FP':>3s} {'FP all':>6s} {'calls':>5s} "
-             f"{'TFLOPs':>7s} {'peak GB':>7s} {'x van':>6s} {'work GB':>7s}  dominant stage"]
+    lines = [f"  {'configuration':28s} {'wall s':>7s} {'x van':>6s} {'CPU s':>7s} {'x van':>6s} "
+             + " ".join(f"{title:>7s}" for title in STAGE_COLUMNS.values())
+             + f" {'FP':>4s} {'FP all':>6s} {'BP':>3s} {'calls':>5s} {'TFLOPs':>7s} {'peak GB':>7s} {'x van':>6s} "
+               f"{'work GB':>7s}  dominant stage"]
     for row in rows:
         stages = row["stages"]
         dominant = max(stages, key=stages.get)
@@ -480,9 +504,10 @@ def report(rows: list[dict]) -> list[str]:
         lines.append(
             f"  {row['run'].label:28s} {row['wall']:7.3f} {row['wall'] / vanilla['wall']:6.2f} {row['cpu']:7.3f} "
             f"{row['cpu'] / vanilla['cpu']:6.2f} "
-            + " ".join(f"{stages[s]:7.3f}" for s in ("targets", "relevance", "proposals", "ranking", "answer"))
-            + f" {row['fp']:3d} {row['fp_total']:6d} {row['model_calls']:5d} {row['tflops']:7.3f} {row['peak']:7.3f} "
-              f"{row['peak'] / vanilla['peak']:6.3f} {row['peak'] - row['idle']:7.3f}  {dominant} {share:.0%}")
+            + " ".join(f"{stages[s]:7.3f}" for s in STAGE_COLUMNS)
+            + f" {row['fp']:4d} {row['fp_total']:6d} {row['bp']:3d} {row['model_calls']:5d} {row['tflops']:7.3f} "
+              f"{row['peak']:7.3f} {row['peak'] / vanilla['peak']:6.3f} {row['peak'] - row['idle']:7.3f}  "
+              f"{dominant} {share:.0%}")
     time_ratio, memory_ratio = focus["wall"] / vanilla["wall"], focus["peak"] / vanilla["peak"]
     lines.append(f"  target, {focus['run'].label} vs vanilla: wall time < {TIME_TARGET}x: {time_ratio:.2f}x "
                  f"{verdict(time_ratio < TIME_TARGET)}; peak memory < {MEMORY_TARGET}x: {memory_ratio:.3f}x "
@@ -500,6 +525,11 @@ def report(rows: list[dict]) -> list[str]:
         lines.append(f"  {key} spread (min-max): " + ", ".join(
             f"{row['run'].label} {row['spread'][key][0]:.3f}-{row['spread'][key][1]:.3f}" for row in rows))
     lines.extend(token_lines(vanilla, focus))
+    for row in rows[1:]:
+        if row["run"].method in BASELINES:
+            calls = ", ".join(f"{name} {len(made)} x / {sum(p for p, _, _ in made)} passes / "
+                              f"{sum(t for _, t, _ in made):,} tokens" for name, made in row["calls"].items())
+            lines.append(f"  {row['run'].label}: {calls} ({row['layout']}, answer {row['answer']!r})")
     lines.append(f"  replies: {focus['run'].label} targets {focus['targets']} ({focus['source']}), "
                  f"answer {focus['answer']!r}; vanilla answer {vanilla['answer']!r}")
     return lines
@@ -534,6 +564,8 @@ def main(argv: list[str] | None = None) -> list[str]:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--prototype", nargs="*", choices=list(PROTOTYPES), default=[],
                         help="also measure these speed-ups at the largest n_steps (see PROTOTYPES)")
+    parser.add_argument("--baselines", nargs="*", choices=list(BASELINES), default=list(BASELINES),
+                        help="the baselines measured beside FOCUS (default: all; none with an empty list)")
     parser.add_argument("--interleave", action=argparse.BooleanOptionalAction,
                         help="keep all configurations of a family loaded and ask them in turn (default for small "
                              "and tiny on CPU; otherwise they run one after another, one model in memory at a time)")
@@ -566,8 +598,9 @@ def main(argv: list[str] | None = None) -> list[str]:
     disable_progress_bar()
 
     where = torch.cuda.get_device_name(args.device) if cuda else f"CPU, {torch.get_num_threads()} torch threads"
-    lines = [f"FOCUS vs vanilla: size {args.size}, {args.dtype}, {where}; synthetic {image_size[0]}x{image_size[1]} "
-             f"image with one small flag; load_config(family, 'vstar', n_steps=n, overrun=False); warm-up "
+    lines = [f"FOCUS and the baselines vs vanilla: size {args.size}, {args.dtype}, {where}; synthetic "
+             f"{image_size[0]}x{image_size[1]} image with one small flag; load_config(family, 'vstar', n_steps=n, "
+             f"overrun=False), the baselines {', '.join(args.baselines) or 'none'} with the family's settings; warm-up "
              f"{args.warmup}, median of {args.repeats}{', configurations interleaved' if args.interleave else ''}"]
     print(lines[0], flush=True)
     raw = {}
@@ -577,7 +610,8 @@ def main(argv: list[str] | None = None) -> list[str]:
             checkpoint = build_checkpoint(family, args.size, workdir / family, getattr(torch, args.dtype),
                                           "cuda" if cuda else "cpu")
             runs = [Run(family, "vanilla", 1), *(Run(family, "focus", n) for n in args.steps),
-                    *(Run(family, "focus", max(args.steps), prototype) for prototype in args.prototype)]
+                    *(Run(family, "focus", max(args.steps), prototype) for prototype in args.prototype),
+                    *(Run(family, baseline, 1) for baseline in args.baselines)]
             results = measure_family(runs, checkpoint, args, workdir)
             shutil.rmtree(checkpoint)
             raw[family] = {run.label: questions for run, questions in zip(runs, results)}

@@ -1,7 +1,7 @@
 """`focus-eval vlmeval` and `python -m focus_eval.vlmeval`: VLMEvalKit's own run with the FOCUS models.
 
     focus-eval vlmeval --model llava_ov_focus --data VStarBench HRBench4K HRBench8K MME-RealWorld-Lite \\
-        [--model-args n_steps=4,pretrained=PATH,...] [--work-dir OUT] [--vlmevalkit PATH_TO_CLONE] \\
+        [--model-args n_steps=4,pretrained=PATH,... [ONE PER MODEL ...]] [--work-dir OUT] [--vlmevalkit PATH] \\
         [--trust-local-data] [any other option of VLMEvalKit's run.py]
     torchrun --nproc-per-node 8 -m focus_eval.vlmeval --model llava_ov_focus --data VStarBench ...
 
@@ -107,8 +107,8 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
     run_dirs = _prepare(run, models)
     if rank == 0:
         for model in models:
-            print(f"{prog}: {model.args.spec.model_id} ({args.model_args or 'default model arguments'}) runs as "
-                  f"{model.name}", file=sys.stderr)
+            given = ",".join(f"{k}={v}" for k, v in model.given.items()) or "default model arguments"
+            print(f"{prog}: {model.args.spec.model_id} ({given}) runs as {model.name}", file=sys.stderr)
     sys.argv = [str(run_py), "--model", *(m.name for m in models), "--data", *args.data, "--work-dir", args.work_dir,
                 "--judge", args.judge, *(["--data-config", args.data_config] if args.data_config else []), *passthrough]
     run.main()
@@ -140,8 +140,9 @@ def _parser(prog: str) -> argparse.ArgumentParser:
                     "not listed here go to run.py unchanged (e.g. --mode, --reuse, --verbose).")
     parser.add_argument("--model", nargs="+", required=True, metavar="MODEL",
                         help="llava_ov_focus, llava_1_5_focus (llava15_focus) or qwen2_5_vl_focus")
-    parser.add_argument("--model-args", default="", metavar="K=V,...",
-                        help="FOCUS model arguments, as lmms-eval's --model_args (README: Model arguments)")
+    parser.add_argument("--model-args", nargs="+", default=[""], metavar="K=V,...",
+                        help="FOCUS model arguments, as lmms-eval's --model_args (README: Model arguments): one string "
+                             "for every --model, or one per --model in order")
     parser.add_argument("--data", nargs="+", required=True, metavar="DATASET", help="VLMEvalKit dataset names")
     parser.add_argument("--data-config", help="run.py's --data-config (custom dataset names)")
     parser.add_argument("--work-dir", default="./outputs", help="output folder (run.py's; default ./outputs)")
@@ -156,17 +157,25 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     return parser
 
 
-def _models(names: list[str], model_args: str) -> list[Model]:
-    given = parse_args_string(model_args)
+def _models(names: list[str], model_args: list[str]) -> list[Model]:
+    """The runs: one `--model-args` string for every model, or one per model in order (e.g. the
+    same model with method=focus, method=zoomeye and method=vicrop, compared in one process)."""
+    if len(model_args) not in (1, len(names)):
+        raise UserError(f"--model-args: give one K=V,... string for all models or one per model ({len(names)} models, "
+                        f"{len(model_args)} strings)")
     models = []
-    for name in names:
+    for name, text in zip(names, model_args * len(names) if len(model_args) == 1 else model_args):
         if not is_focus_model(name):
             raise UserError(f"{name!r} is not a FOCUS model; use llava_ov_focus, llava_1_5_focus or qwen2_5_vl_focus")
+        given = parse_args_string(text)
         try:
             parsed = parse_vlmeval_model_args(name, **given)
         except ValueError as error:
             raise UserError(str(error)) from None
         models.append(Model(name=run_name(name, parsed.config(None).method, given), args=parsed, given=given))
+    twice = next((model.name for i, model in enumerate(models) if model.name in (m.name for m in models[:i])), None)
+    if twice is not None:
+        raise UserError(f"two of the runs are the same ({twice}): give each model different arguments")
     return models
 
 

@@ -116,14 +116,14 @@ def test_model_args_string_and_run_names(tmp_path):
     assert vlmeval_run.parse_args_string(" n_steps=4, pretrained=/m/x ,") == {"n_steps": "4", "pretrained": "/m/x"}
     with pytest.raises(vlmeval_run.UserError, match="NAME=VALUE pairs"):
         vlmeval_run.parse_args_string("n_steps")
-    (plain,) = vlmeval_run._models(["llava15_focus"], "")
+    (plain,) = vlmeval_run._models(["llava15_focus"], [""])
     assert plain.name == "llava15_focus" and plain.args.spec.family == "llava_1_5"
-    one, two = (vlmeval_run._models(["llava_ov_focus"], text)[0] for text in ("n_steps=4,method=vanilla",
+    one, two = (vlmeval_run._models(["llava_ov_focus"], [text])[0] for text in ("n_steps=4,method=vanilla",
                                                                               "method=vanilla, n_steps=4"))
     assert one.name == two.name and one.name.startswith("llava_ov_vanilla-") and len(one.name) == len("llava_ov_vanilla-") + 8
     assert one.args.config("vstar").method == "vanilla" and one.args.max_new_tokens is None
-    assert vlmeval_run._models(["llava_ov_focus"], "max_new_tokens=8")[0].args.max_new_tokens == 8
-    assert vlmeval_run._models(["llava_ov_focus"], f"save_maps={tmp_path}")[0].name == "llava_ov_focus"
+    assert vlmeval_run._models(["llava_ov_focus"], ["max_new_tokens=8"])[0].args.max_new_tokens == 8
+    assert vlmeval_run._models(["llava_ov_focus"], [f"save_maps={tmp_path}"])[0].name == "llava_ov_focus"
 
 
 def test_run_names_say_the_method():
@@ -131,7 +131,7 @@ def test_run_names_say_the_method():
     the model's name; the digest covers the other arguments, so no two methods or settings share
     a folder."""
     def name(model, text):
-        return vlmeval_run._models([model], text)[0].name
+        return vlmeval_run._models([model], [text])[0].name
 
     assert [name("llava_ov_focus", f"method={m}") for m in ("focus", "vanilla", "zoomeye", "vicrop")] == [
         "llava_ov_focus", "llava_ov_vanilla", "llava_ov_zoomeye", "llava_ov_vicrop"]
@@ -141,15 +141,24 @@ def test_run_names_say_the_method():
     assert rel != grad and rel.startswith("llava_1_5_vicrop-") and grad.startswith("llava_1_5_vicrop-")
     assert name("llava_ov_focus", "n_steps=4").startswith("llava_ov_focus-")
     assert name("llava_ov_focus", "method=focus,n_steps=4") == name("llava_ov_focus", "n_steps=4")
+    # one process, several runs: one --model-args string per model, in order; two identical runs are refused
+    runs = vlmeval_run._models(["llava_ov_focus", "llava_ov_focus", "llava_1_5_focus"],
+                               ["method=zoomeye", "method=vicrop,vicrop_map=grad_att", "method=vanilla"])
+    assert [r.name for r in runs][::2] == ["llava_ov_zoomeye", "llava_1_5_vanilla"]
+    assert runs[1].args.config(None).vicrop_map == "grad_att" and runs[2].args.spec.family == "llava_1_5"
+    with pytest.raises(vlmeval_run.UserError, match="one K=V,... string for all models or one per model"):
+        vlmeval_run._models(["llava_ov_focus"] * 3, ["method=zoomeye", "method=vicrop"])
+    with pytest.raises(vlmeval_run.UserError, match=r"two of the runs are the same \(llava_ov_zoomeye\)"):
+        vlmeval_run._models(["llava_ov_focus"] * 2, ["method=zoomeye"])
 
 
 def test_baseline_options_pass_the_one_parser():
     """A list option survives `--model-args` (items separated by ':'); a bad value or a list with
     commas is one line before VLMEvalKit is even looked for."""
-    (model,) = vlmeval_run._models(["llava_ov_focus"], "method=zoomeye,zoomeye_decrements=0.1:0.1:0.2,zoomeye_depth=2")
+    (model,) = vlmeval_run._models(["llava_ov_focus"], ["method=zoomeye,zoomeye_decrements=0.1:0.1:0.2,zoomeye_depth=2"])
     config = model.args.config("vstar")
     assert (config.method, config.zoomeye_decrements, config.zoomeye_depth) == ("zoomeye", (0.1, 0.1, 0.2), 2)
-    (model,) = vlmeval_run._models(["llava_1_5_focus"], "method=vicrop,vicrop_map=grad_att,vicrop_high=true")
+    (model,) = vlmeval_run._models(["llava_1_5_focus"], ["method=vicrop,vicrop_map=grad_att,vicrop_high=true"])
     config = model.args.config("hrbench8k")
     assert (config.method, config.vicrop_map, config.vicrop_high) == ("vicrop", "grad_att", True)
 

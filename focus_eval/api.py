@@ -9,7 +9,8 @@
 
 The FOCUS options are those of `focus_eval.config.FocusConfig`, on top of the Table 7 values of
 the checkpoint's family (and of `dataset`, which also picks the in-context examples for target
-extraction; None = generic examples). `method="vanilla"` answers on the full image.
+extraction; None = generic examples). `method="vanilla"` answers on the full image,
+`method="zoomeye"` runs the ZoomEye baseline (its `zoomeye_*` options; focus_eval.methods).
 """
 
 from __future__ import annotations

@@ -139,8 +139,7 @@ def paste_on_canvas(image: Image.Image, boxes: Sequence[Sequence[int]], canvas_s
     free_height = canvas_size - rows * tile
     image_height = image.size[1]
 
-    fill = tuple(int(round(v)) for v in ImageStat.Stat(image.convert("RGB")).mean)
-    canvas = Image.new("RGB", (canvas_size, canvas_size), fill)
+    canvas = Image.new("RGB", (canvas_size, canvas_size), mean_colour(image))
     by_center_y = sorted(boxes, key=lambda b: (box_center(b)[1], box_center(b)[0]))
     for row in range(rows):
         row_boxes = sorted(by_center_y[row * cols:(row + 1) * cols], key=lambda b: (box_center(b)[0], box_center(b)[1]))
@@ -155,6 +154,22 @@ def paste_on_canvas(image: Image.Image, boxes: Sequence[Sequence[int]], canvas_s
             top = row * tile + offset + (tile - size[1]) // 2
             canvas.paste(piece, (left, top))
     return canvas
+
+
+def mean_colour(image: Image.Image) -> tuple[int, int, int]:
+    """The image's mean RGB colour, rounded: the fill of canvases and padded squares."""
+    return tuple(int(round(v)) for v in ImageStat.Stat(image.convert("RGB")).mean)
+
+
+def pad_to_square(image: Image.Image, fill: tuple[int, int, int]) -> Image.Image:
+    """`image` centred on a square of its longer side filled with `fill` (LLaVA's expand2square)."""
+    width, height = image.size
+    if width == height:
+        return image
+    side = max(width, height)
+    square = Image.new(image.mode, (side, side), fill)
+    square.paste(image, ((side - width) // 2, (side - height) // 2))
+    return square
 
 
 def outline_boxes(image: Image.Image, boxes: Sequence[Sequence[int]], color=OUTLINE_COLOUR,

@@ -40,7 +40,14 @@ Choices where the paper is ambiguous (each one a field, so it can be switched):
   (model_wrappers/llava_1_5.py).
 - The baselines' options carry their method's prefix (zoomeye_*, vicrop_*); their defaults per
   family are the official code's (configs/<family>.yaml), and the choices made where that code
-  or its paper is silent are written in focus_eval/methods/zoomeye.py and vicrop.py.
+  or its paper is silent are written in focus_eval/methods/zoomeye/ and vicrop.py.
+- zoomeye_patch_size: the official code splits nodes down to the vision input size, read from
+  the image processor (LLaVA-1.5 336, OneVision 384: our adapters' base_resolution, so 0) except
+  for Qwen2.5-VL, hard-coded to 448 (configs/qwen2_5_vl.yaml), whose adapter's base_resolution
+  (the largest square max_pixels keeps) is not an input size. zoomeye_global_view: how a
+  global-local model's full view is shrunk to that size, "square" (padded, official OneVision) or
+  "fit" (aspect kept, official Qwen2.5-VL). zoomeye_batch_size: how many confidence prompts share
+  one model call (memory, not passes; the official code sends them one by one).
 - gaussian_sigma / downsample: Sec. 3.2 names a Gaussian filter and downsampling for
   global-local models without values. sigma is in grid cells; downsampling is average
   pooling by an integer factor (a partial last block averages what it has). Factor 2 turns
@@ -118,6 +125,9 @@ class FocusConfig:
     zoomeye_pop_factor: int = 3  # pops before the threshold is lowered: this times the depth
     zoomeye_pop_increment: int = 2  # further pops allowed after each lowering
     zoomeye_type2_threshold: float = 0.6  # existence confidence a type-2 node must reach
+    zoomeye_patch_size: int = 0  # nodes split while a side is >= this; 0: the adapter's base_resolution
+    zoomeye_global_view: Literal["square", "fit"] = "square"  # global-local models' shrunk full view
+    zoomeye_batch_size: int = 8  # confidence prompts per model call (passes are counted per prompt)
 
     # ViCrop (baseline; official defaults per family in configs/<family>.yaml)
     vicrop_map: Literal["rel_att", "grad_att"] = "rel_att"
@@ -161,6 +171,9 @@ class FocusConfig:
             (self.zoomeye_pop_factor >= 1 and self.zoomeye_pop_increment >= 1,
              "zoomeye_pop_factor and zoomeye_pop_increment must be >= 1"),
             (-1.0 <= self.zoomeye_type2_threshold <= 1.0, "zoomeye_type2_threshold is a confidence in [-1, 1]"),
+            (self.zoomeye_patch_size == 0 or self.zoomeye_patch_size >= 4,
+             "zoomeye_patch_size must be 0 (the adapter's base resolution) or >= 4"),
+            (self.zoomeye_batch_size >= 1, "zoomeye_batch_size must be >= 1"),
             (0 <= self.vicrop_layer < self.vicrop_reference_num_layers,
              "need 0 <= vicrop_layer < vicrop_reference_num_layers"),
             (self.vicrop_crop_side >= 1 and self.vicrop_tile_side >= 1, "vicrop sides must be >= 1"),

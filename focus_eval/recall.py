@@ -19,6 +19,11 @@ GT region by at least 50%." Made precise here:
   objects found scores 0.5). The task metric is the mean over the questions that have boxes.
 - A FOCUS question that proposed nothing (no target, no ROI) scores 0; `method=vanilla` has no
   ROIs and no recall (None).
+- ZoomEye (`method=zoomeye`): its ROIs are the tree nodes it scored, `box` the view the model
+  was shown. "Searched" = the nodes it visited: popped ones (type 1, which carry an answering
+  confidence) and every node of a type-2 search; "proposed" adds the nodes that were only queued
+  (existence and latent confidences). The root is left out of all three readings: it is the
+  full image, popped first by every type-1 search, and would hit every GT box.
 """
 
 from __future__ import annotations
@@ -58,6 +63,8 @@ def add_recall(trace: Trace, gt_boxes: Sequence[Sequence[float]],
     proposed, searched, chosen = [], [], []
     for target in trace.targets:
         for index, roi in enumerate(target.rois):
+            if roi.depth == 0:  # ZoomEye's root is the full image, not a region: it would hit every box
+                continue
             proposed.append(roi.box)
             if roi.confidence is not None or index in target.chosen:
                 searched.append(roi.box)

@@ -1,4 +1,8 @@
-"""What FOCUS did on one question, as plain data that round-trips through JSON."""
+"""What a method did on one question, as plain data that round-trips through JSON.
+
+FOCUS fills a target's relevance map and its proposed ROIs (anchor, cells); ZoomEye fills the
+tree nodes it scored as ROIs (depth, node box, confidences) and its search's depth and
+thresholds. Fields one method does not use keep their defaults, so older traces still load."""
 
 from __future__ import annotations
 
@@ -14,11 +18,21 @@ Box = list[int]  # (x0, y0, x1, y1) original-image pixels, end-exclusive
 
 @dataclass
 class RoiTrace:
-    anchor: list[int]  # (row, col) on the relevance map
-    anchor_score: float
-    cells: list[int]  # (row0, col0, row1, col1) on the map, end-exclusive
-    box: Box
-    confidence: float | None  # Eq. 5; None when the ROI was not checked
+    """A region a method looked at. `box` is what the model was shown."""
+
+    anchor: list[int] = field(default_factory=list)  # FOCUS: (row, col) on the relevance map
+    anchor_score: float | None = None  # FOCUS
+    cells: list[int] = field(default_factory=list)  # FOCUS: (row0, col0, row1, col1) on the map, end-exclusive
+    box: Box = field(default_factory=list)
+    # FOCUS: Eq. 5 existence; ZoomEye: the answering confidence of a popped node (type 2: existence).
+    # None: the region was not checked (recall counts checked and chosen regions, focus_eval/recall.py)
+    confidence: float | None = None
+    # ZoomEye: a tree node (box = its view, the node box grown to the patch size)
+    depth: int | None = None  # 0: the root, the full image
+    node_box: Box | None = None
+    existence: float | None = None
+    latent: float | None = None
+    priority: float | None = None  # w c_exist + (1 - w) c_latent, the queue's order
 
 
 @dataclass
@@ -33,6 +47,11 @@ class TargetTrace:
     order: list[int] = field(default_factory=list)  # indices into rois after reranking
     chosen: list[int] = field(default_factory=list)  # indices into rois given to the answer
     notes: list[str] = field(default_factory=list)  # degenerate maps, why nothing was chosen, ...
+    # ZoomEye: rois are the scored nodes, order their pop order (type 2: the post-order of the checks)
+    answering_question: str | None = None  # the {question} of the answering prompts
+    search_depth: int | None = None  # D = min(tree depth, depth cap)
+    thresholds: list[float] = field(default_factory=list)  # tau_up after each lowering
+    root_answering: float | None = None  # global-local model, several targets: the root check
 
 
 @dataclass

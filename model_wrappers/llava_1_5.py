@@ -30,6 +30,7 @@ import torch
 from PIL import Image
 from transformers import BatchFeature
 
+from focus_eval.compose import pad_to_square
 from focus_eval.model_specs import IMAGE_ASPECTS
 from focus_eval.protocol import GridGeometry
 
@@ -79,17 +80,6 @@ class Llava15Adapter(HFAdapter):
     def vision_flops(self, inputs: BatchFeature) -> int:
         """Per image: the CLIP tower over P patches + CLS and the projector (flops.llava_vision_flops)."""
         return inputs["pixel_values"].shape[0] * llava_vision_flops(self.config, self.grid_side**2, cls_token=True)
-
-
-def pad_to_square(image: Image.Image, fill: tuple[int, int, int]) -> Image.Image:
-    """`image` centred on a square of its longer side filled with `fill` (LLaVA's expand2square)."""
-    width, height = image.size
-    if width == height:
-        return image
-    side = max(width, height)
-    square = Image.new(image.mode, (side, side), fill)
-    square.paste(image, ((side - width) // 2, (side - height) // 2))
-    return square
 
 
 def covered_box(image_size: tuple[int, int], image_processor: Any, side: int,

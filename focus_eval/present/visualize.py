@@ -35,6 +35,9 @@ Choices (display only, nothing here changes what FOCUS computes):
   inputs (and the fonts installed).
 - Ground-truth boxes (V*Bench, `trace.gt_boxes`) are outlined in GT_COLOUR on every target
   panel, labelled "GT <name>", and the header gives the ROI recall (focus_eval.recall).
+- ZoomEye's traces have no map: its panels show the tree nodes it scored (the views the model
+  was shown), labelled "#pop confidence" (pop order, answering confidence; type 2: the order of
+  the checks and the existence confidence), in the same colours: chosen, popped, only queued.
 """
 
 from __future__ import annotations
@@ -70,6 +73,10 @@ MAX_TEXT_LINES = 3  # header lines of the question and of the answer
 LEGEND = ((CHOSEN_COLOUR, "chosen ROI"), (CHECKED_COLOUR, "checked"), (UNCHECKED_COLOUR, "never checked"))
 LEGEND_TEXT = ('labels "#rank confidence": rank after reranking (#1 best) and the existence confidence of '
                'Eq. 5, 2 p(Yes) - 1 in [-1, 1]; map: black irrelevant to white most relevant')
+TREE_LEGEND = ((CHOSEN_COLOUR, "chosen node"), (CHECKED_COLOUR, "popped"), (UNCHECKED_COLOUR, "only queued"))
+TREE_LEGEND_TEXT = ('labels "#pop confidence": the order the tree search popped the node (#1 first) and its answering '
+                    'confidence (type 2: order and existence confidence), 2 p(Yes) - 1 in [-1, 1]; boxes: the views '
+                    'the model was shown')
 
 
 @dataclass(frozen=True)
@@ -126,8 +133,10 @@ def render_explanation(trace: Trace, image: Image.Image, final_images: Sequence[
     columns = [max(p.width, style.min_column) for p in panels]
     width = style.margin * (len(panels) + 1) + sum(columns)
     legend = any(target is not None and target.rois for target in targets)
-    keys = LEGEND + (((GT_COLOUR, "ground truth"),) if trace.gt_boxes else ())
-    legend_lines = _wrap(LEGEND_TEXT, style.font, width - 2 * style.margin - _legend_keys_width(style, keys)) if legend else []
+    tree = trace.method == "zoomeye"
+    keys = (TREE_LEGEND if tree else LEGEND) + (((GT_COLOUR, "ground truth"),) if trace.gt_boxes else ())
+    legend_text = TREE_LEGEND_TEXT if tree else LEGEND_TEXT
+    legend_lines = _wrap(legend_text, style.font, width - 2 * style.margin - _legend_keys_width(style, keys)) if legend else []
     caption_lines = [_wrap(c, style.font, col) for c, col in zip(captions, columns)]
     header = _header_lines(trace, style, width - 2 * style.margin)  # after the other text: it may note escapes
     header_h = style.line_height * (len(header) + len(legend_lines))
@@ -205,17 +214,18 @@ def _scaled(image: Image.Image, height: int) -> Image.Image:
 
 def _target_panel(image: Image.Image, target: TargetTrace | None, height: int, style: _Style) -> Image.Image:
     panel = _scaled(image, height)
-    if target is None or not target.relevance_map:
+    if target is None:
         return panel
-    panel = _overlay_heat(panel, image.size, target)
+    if target.relevance_map:
+        panel = _overlay_heat(panel, image.size, target)
     if not target.rois:
         return panel
     chosen = set(target.chosen)
+    checked = _checked(target)
     groups = (
         (UNCHECKED_COLOUR, max(1, style.line_width // 2),
-         [i for i, r in enumerate(target.rois) if r.confidence is None and i not in chosen]),
-        (CHECKED_COLOUR, style.line_width,
-         [i for i, r in enumerate(target.rois) if r.confidence is not None and i not in chosen]),
+         [i for i in range(len(target.rois)) if i not in checked and i not in chosen]),
+        (CHECKED_COLOUR, style.line_width, [i for i in range(len(target.rois)) if i in checked and i not in chosen]),
         (CHOSEN_COLOUR, 2 * style.line_width, list(target.chosen)),
     )
     scale = (panel.width / image.width, panel.height / image.height)
@@ -226,6 +236,13 @@ def _target_panel(image: Image.Image, target: TargetTrace | None, height: int, s
         for i, box in zip(indices, boxes):
             _label(draw, box, _roi_label(target, i), colour, style, panel.width)
     return panel
+
+
+def _checked(target: TargetTrace) -> set[int]:
+    """ROIs given a check: FOCUS's with a confidence; a tree search's popped nodes (its order)."""
+    if target.search_depth is not None:
+        return set(target.order)
+    return {i for i, roi in enumerate(target.rois) if roi.confidence is not None}
 
 
 def _ground_truth(panel: Image.Image, image_size: tuple[int, int], trace: Trace, style: _Style) -> Image.Image:
@@ -314,9 +331,14 @@ def _target_caption(target: TargetTrace | None, trace: Trace) -> str:
     parts = [f"{kind} '{target.name}'"]
     if target.full_image_confidence is not None:
         parts.append(f"full image {target.full_image_confidence:+.2f}")
+    if target.root_answering is not None:
+        parts.append(f"root answering {target.root_answering:+.2f}")
+    if target.search_depth is not None:
+        parts.append(f"tree depth {target.search_depth}, {len(target.order)} popped of {len(target.rois)} nodes scored"
+                     if not target.all_instances else f"tree depth {target.search_depth}, {len(target.rois)} nodes checked")
+    elif target.rois:
+        parts.append(f"{len(target.rois)} ROIs, {len(_checked(target))} checked")
     if target.rois:
-        checked = sum(r.confidence is not None for r in target.rois)
-        parts.append(f"{len(target.rois)} ROIs, {checked} checked")
         chosen = ", ".join(_roi_label(target, i) for i in target.chosen)
         parts.append(f"chosen {chosen}" if chosen else "none chosen")
     lines = [", ".join(parts)]

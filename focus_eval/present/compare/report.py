@@ -6,8 +6,9 @@ Tables show the benchmark's headline metrics (`names.BENCHMARKS`); the CSV writt
 --out holds every accuracy metric. Columns:
 - source (run label, or the paper), runner (lmms-eval --model), model, method (FOCUS, vanilla,
   ZoomEye, ViCrop, ...), setting (the paper's names, `settings.py`), options (those that differ
-  between the table's runs of the row's method and are not part of the setting, e.g. k=20 or
-  zoomeye_bias=0.6: a FOCUS option that differs between FOCUS runs is not shown on ZoomEye's);
+  between the table's runs of the row's model and method and are not part of the setting, e.g.
+  k=20 or zoomeye_bias=0.6: neither a FOCUS option that differs between FOCUS runs on ZoomEye's
+  rows, nor the family defaults that differ between models);
 - n, accuracy and its 95% Wilson interval (`stats.wilson`; the paper's rows use the full
   benchmark's question count), fp, fp_total, bp (backward passes: ViCrop's grad-att), tflops,
   seconds, failed, recall (V*Bench's ROI recall in percent, `RECALL_NOTE`; a Markdown table has
@@ -130,13 +131,13 @@ class Report:
         return sorted(rows, key=lambda row: headline.index(row.metric))
 
     def options_text(self, benchmark: str) -> dict[int, str]:
-        """id(row) -> the options that differ between the benchmark's runs of the row's method."""
-        by_method = defaultdict(list)
+        """id(row) -> the options that differ between the benchmark's runs of the row's model and method."""
+        groups = defaultdict(list)
         for row in self.rows:
             if row.benchmark == benchmark and row.options:
-                by_method[row.method].append(row)
+                groups[(row.model, row.method)].append(row)
         texts = {}
-        for runs in by_method.values():
+        for runs in groups.values():
             differing = sorted(name for name in set().union(*(row.options for row in runs)) - _IN_SETTING
                                if len({repr(row.options.get(name)) for row in runs}) > 1)
             texts.update({id(row): ", ".join(f"{name}={row.options.get(name)}" for name in differing) for row in runs})

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 
+from focus_eval.model_wrappers.vlmeval_run import parse_args_string, run_name
 from focus_eval.tasks import tiny_data
 from focus_eval.tasks.record import COUNTER_COLUMNS, DocRecord
 from vlmeval_e2e import VLMEVAL_PYTHON, finish, needs_vlmevalkit, prepare, run_vlmeval
@@ -73,6 +74,13 @@ class Runs:
     def lmms_args(self, family: str, method: str) -> str:
         return f"pretrained={self.checkpoints[family]},data_vstar={self.data},{SHORT},{METHODS[method]}"
 
+    def vlmeval_args(self, family: str, method: str) -> str:
+        return vlmeval_args(self.checkpoints[family], method)
+
+
+def vlmeval_args(checkpoint: Path, method: str) -> str:
+    return f"pretrained={checkpoint},{SHORT},max_new_tokens=8,{METHODS[method]}"
+
 
 def lmms_config(root: Path, data: Path, checkpoints: dict[str, Path]) -> tuple[Path, dict[str, Path]]:
     outputs, entries = {}, []
@@ -107,7 +115,7 @@ def runs(tmp_path_factory, tiny_checkpoint) -> Runs:
         for family, model in FAMILIES.items():
             for method in METHODS:
                 models.append(model)
-                model_args.append(f"pretrained={checkpoints[family]},{SHORT},max_new_tokens=8,{METHODS[method]}")
+                model_args.append(vlmeval_args(checkpoints[family], method))
         vlmeval_dir = root / "vlmeval_work"
         code, out, err = run_vlmeval(["--model", *models, "--data", "VStarBench", "--model-args", *model_args,
                                       "--work-dir", str(vlmeval_dir), "--trust-local-data"], setup.env, root)
@@ -156,9 +164,9 @@ def test_both_frameworks_give_every_question_the_same_answer_and_counters(runs):
 
     for family, model in FAMILIES.items():
         for method in METHODS:
-            name = model.removesuffix("_focus") + "_" + METHODS[method].split(",")[0].removeprefix("method=")
-            summary = next(s for n, s in summaries.items() if n == name or n.startswith(f"{name}-"))
-            assert summary["method"] == METHODS[method].split(",")[0].removeprefix("method=")
+            given = parse_args_string(runs.vlmeval_args(family, method))
+            summary = summaries[run_name(model, given["method"], given)]
+            assert summary["method"] == given["method"] and summary["model_args"] == given
             entry = summary["results"]["VStarBench"]
             assert (entry["error"], entry["questions"], entry["failed"]) == (None, ROWS, 2)
             table = pd.read_excel(entry["prediction_file"])

@@ -56,7 +56,8 @@ def comparable(record: DocRecord) -> tuple:
 
 
 def samples_of(out: Path) -> dict[int, dict]:
-    (log,) = out.rglob("*_samples_vstar.jsonl")
+    """The samples of the latest run written under `out` (lmms-eval's file names start with the date)."""
+    log = max(out.rglob("*_samples_vstar.jsonl"), key=lambda path: path.name)
     return {s["doc_id"]: s for s in map(json.loads, log.open())}
 
 
@@ -212,26 +213,33 @@ def test_compare_names_every_method_and_setting_of_both_frameworks(runs, tmp_pat
         assert len({key(row) for row in vlmeval}) == len(FAMILIES) * len(METHODS)
 
 
-@pytest.mark.parametrize("family, method", [("llava_onevision", "zoomeye"), ("llava_1_5", "vicrop_grad")])
-def test_a_killed_baseline_run_resumes_with_the_results_of_an_uninterrupted_one(runs, tmp_path, family, method):
-    """Killed after 2 questions, restarted with the same command: only the other 2 are computed, in
-    another process, and every record equals the uninterrupted run's."""
+RESUMED = (("llava_onevision", "zoomeye"), ("llava_1_5", "vicrop_grad"))  # in one lmms-eval --config
+
+
+def test_killed_baseline_runs_resume_with_the_results_of_uninterrupted_ones(runs, tmp_path):
+    """Two baseline runs in one process, killed after the first run and 2 questions of the second,
+    restarted with the same command: only the second run's other 2 questions are computed, in
+    another process, and every record equals the uninterrupted runs'."""
     assert runs.lmms_code == 0, runs.lmms_output[-3000:]
-    arguments = ["--model", FAMILIES[family], "--tasks", "vstar", "--gen_kwargs", "max_new_tokens=8", "--log_samples",
-                 "--model_args", f"{runs.lmms_args(family, method)},resume_dir={tmp_path / 'resume'}",
-                 "--output_path", str(tmp_path / "out")]
+    entries = [{"model": FAMILIES[family], "tasks": "vstar", "gen_kwargs": "max_new_tokens=8", "log_samples": True,
+                "model_args": f"{runs.lmms_args(family, method)},resume_dir={tmp_path / 'resume'}",
+                "output_path": str(tmp_path / "out" / method)} for family, method in RESUMED]
+    (tmp_path / "runs.yaml").write_text(json.dumps(entries))
     env = dict(os.environ, HF_HOME=str(tmp_path / "hf"), HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1",
                TRANSFORMERS_OFFLINE="1")
     probe = [sys.executable, str(TESTS_DIR / "lmms_cli_probe.py")]
-    killed = subprocess.run([*probe, str(tmp_path / "calls.1"), "2", *arguments], env=env, cwd=tmp_path,
-                            capture_output=True, text=True, timeout=600)
-    assert killed.returncode == 9 and not list((tmp_path / "out").rglob("*_results.json"))
-    resumed = subprocess.run([*probe, str(tmp_path / "calls.2"), "-1", *arguments], env=env, cwd=tmp_path,
-                             capture_output=True, text=True, timeout=600)
+    good = ROWS - 2  # defective rows never reach the model
+    killed = subprocess.run([*probe, str(tmp_path / "calls.1"), str(good + 2), "--config", str(tmp_path / "runs.yaml")],
+                            env=env, cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    assert killed.returncode == 9, killed.stderr[-3000:]
+    assert [len(list((tmp_path / "out" / method).rglob("*_results.json"))) for _, method in RESUMED] == [1, 0]
+    resumed = subprocess.run([*probe, str(tmp_path / "calls.2"), "-1", "--config", str(tmp_path / "runs.yaml")],
+                             env=env, cwd=tmp_path, capture_output=True, text=True, timeout=900)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert len((tmp_path / "calls.2").read_text().splitlines()) == ROWS - 2 - 2  # defective rows never reach the model
-    again, first = samples_of(tmp_path / "out"), samples_of(runs.lmms[run_id(family, method)])
-    assert sorted(again) == sorted(first)
-    for doc_id in first:
-        assert comparable(DocRecord.from_response(again[doc_id]["filtered_resps"])) == comparable(
-            DocRecord.from_response(first[doc_id]["filtered_resps"])), doc_id
+    assert len((tmp_path / "calls.2").read_text().splitlines()) == good - 2
+    for family, method in RESUMED:
+        again, first = samples_of(tmp_path / "out" / method), samples_of(runs.lmms[run_id(family, method)])
+        assert sorted(again) == sorted(first)
+        for doc_id in first:
+            assert comparable(DocRecord.from_response(again[doc_id]["filtered_resps"])) == comparable(
+                DocRecord.from_response(first[doc_id]["filtered_resps"])), (family, method, doc_id)

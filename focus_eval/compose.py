@@ -60,7 +60,7 @@ _OUTLINE_PIXELS_PER_LINE_PIXEL = 192
 class FinalInput:
     images: list[Image.Image]
     boxes: list[Box]  # the regions these images show (for the trace)
-    layout: str  # "full" | "crop" | "union" | "canvas" | "global+crops"
+    layout: str  # "full" | "crop" | "union" | "canvas" | "global+crops" | "full+crop" (ViCrop)
     texts: list[str] = field(default_factory=list)  # global+crops: the text after each image; else empty
 
 

@@ -40,7 +40,7 @@ Choices where the paper is ambiguous (each one a field, so it can be switched):
   (model_wrappers/llava_1_5.py).
 - The baselines' options carry their method's prefix (zoomeye_*, vicrop_*); their defaults per
   family are the official code's (configs/<family>.yaml), and the choices made where that code
-  or its paper is silent are written in focus_eval/methods/zoomeye/ and vicrop.py.
+  or its paper is silent are written in focus_eval/methods/zoomeye/ and vicrop/.
 - zoomeye_patch_size: the official code splits nodes down to the vision input size, read from
   the image processor (LLaVA-1.5 336, OneVision 384: our adapters' base_resolution, so 0) except
   for Qwen2.5-VL, hard-coded to 448 (configs/qwen2_5_vl.yaml), whose adapter's base_resolution
@@ -137,6 +137,8 @@ class FocusConfig:
     vicrop_crop_side: int = 336  # side in pixels of the crop window at ratio 1
     vicrop_tile_side: int = 1024
     vicrop_generic_prompt: str = "Write a general description of the image."
+    # appended to the question and to the generic prompt of the map passes, as the official code does
+    vicrop_instruction: str = "Answer the question using a single word or phrase."
 
     seed: int = 0
 
@@ -202,6 +204,14 @@ class FocusConfig:
         start = min(int(round(self.layer_start * scale)), num_layers - 1)
         end = max(start + 1, min(num_layers, int(round(self.layer_end * scale))))
         return range(start, end)
+
+    def vicrop_layer_index(self, num_layers: int) -> int:
+        """ViCrop's decoder layer (0-based) for a model with `num_layers` layers: vicrop_layer as
+        is at vicrop_reference_num_layers, else scaled by depth and rounded as in `layer_range`
+        (14 of 32 becomes 12 of 28)."""
+        if num_layers == self.vicrop_reference_num_layers:
+            return self.vicrop_layer
+        return min(int(round(self.vicrop_layer * num_layers / self.vicrop_reference_num_layers)), num_layers - 1)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON data (tuples as lists), so a trace's config survives a JSON round trip."""

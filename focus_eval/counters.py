@@ -29,7 +29,7 @@ class Counters:
         paper's 1.47 FPs at Steps-1 (no overrun) on V*Bench, with about 1.4 targets per
         question, only add up that way.
     bp: backward passes (ViCrop's grad-att map), counted apart from every fp; their FLOPs
-        are in `flops`.
+        are in `flops` (input gradients only, focus_eval.model_wrappers.flops.attention_backward_flops).
     batches: model calls actually made; a batched existence check is one call, n passes.
     seconds, passes, stage_flops: wall time, forward passes and FLOPs per stage (keys of STAGES),
         so every stage's cost is visible in the record.

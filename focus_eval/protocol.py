@@ -96,6 +96,22 @@ class Prefill:
 
 
 @dataclass
+class LastTokenAttention:
+    """Attention of the prompt's last token to the relevance grid's image tokens at one decoder
+    layer (ViCrop's maps), from one forward pass (and one backward pass with a gradient).
+
+    weights: [heads, h * w] float32, ordered like visual_positions of `prefill` (row-major over
+        geometry.grid_shape): the softmax weights, or with a gradient A * ReLU(dLoss/dA), A the
+        weights and Loss the log-probability of the most likely next token.
+    geometry: the grid, as `prefill` gives it for the same image.
+    """
+
+    weights: torch.Tensor
+    geometry: GridGeometry
+    cost: PassCost
+
+
+@dataclass
 class YesNo:
     """Next-token logits for "Yes" and "No", one row per prompt: [n, 2]."""
 
@@ -137,6 +153,13 @@ class Adapter(Protocol):
         target_offset: where `target` starts in `prompt` (the pipeline knows it from the
         existence template); None: its first occurrence.
         Raises TargetLocationError when the target's tokens cannot be found."""
+        ...
+
+    def last_token_attention(self, image: Image.Image, prompt: str, layer: int,
+                             gradient: bool = False) -> LastTokenAttention:
+        """Attention weights of the last token of (image, prompt) to the grid's image tokens at
+        decoder `layer` (0-based), per head; gradient=True weights them by ReLU(dLoss/dA)
+        (grad-att: one forward and one backward pass, `PassCost.backward` = 1)."""
         ...
 
     def yes_no_logits(self, images: Sequence[Image.Image | Sequence[Image.Image]], prompts: Sequence[str],

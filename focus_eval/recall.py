@@ -24,6 +24,9 @@ GT region by at least 50%." Made precise here:
   confidence) and every node of a type-2 search; "proposed" adds the nodes that were only queued
   (existence and latent confidences). The root is left out of all three readings: it is the
   full image, popped first by every type-1 search, and would hit every GT box.
+- ViCrop (`method=vicrop`): its one ROI is the crop box it chose (searched and chosen); when the
+  crop is the full image (a window covering the whole map, a map with NaN/inf) no ROI is
+  recorded and the question scores 0, as a FOCUS question without a proposal.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""What every model adapter shares: loading, chat templating, token bookkeeping, the four
+"""What every model adapter shares: loading, chat templating, token bookkeeping, the five
 protocol calls, RoPE removal and cost accounting.
 
 A family module subclasses `HFAdapter` and supplies only what differs between families:
@@ -28,7 +28,7 @@ from __future__ import annotations
 import importlib.util
 import inspect
 import os
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from functools import cache, cached_property
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Iterator, Sequence
@@ -43,6 +43,7 @@ from focus_eval.images import load_image
 from focus_eval.protocol import (
     Generation,
     GridGeometry,
+    LastTokenAttention,
     OptionScores,
     PassCost,
     Prefill,
@@ -50,7 +51,8 @@ from focus_eval.protocol import (
     YesNo,
 )
 
-from .flops import decoder_flops, generation_flops
+from .attention_probe import gradient_mode, probe_last_row
+from .flops import attention_backward_flops, attention_row_flops, decoder_flops, generation_flops
 
 DTYPES: dict[str, torch.dtype | str] = {
     "auto": "auto",
@@ -313,11 +315,12 @@ class HFAdapter:
         return BatchFeature({key: value.to(self.device, dtype=self.dtype if value.is_floating_point() else None)
                              for key, value in inputs.items()})
 
-    def forward(self, inputs: BatchFeature, logits_to_keep: int = 1, use_cache: bool = False):
+    def forward(self, inputs: BatchFeature, logits_to_keep: int = 1, use_cache: bool = False, grad: bool = False):
         """One forward pass computing the last `logits_to_keep` logit rows; the KV cache is built
         only when asked for (the relevance prefill reads it; existence checks and option scores
-        need logits only, and a batch of check crops' cache would be dead memory)."""
-        with torch.inference_mode():
+        need logits only, and a batch of check crops' cache would be dead memory). grad: build
+        the autograd graph, also inside a caller's inference mode (the caller freezes parameters)."""
+        with torch.inference_mode(not grad), torch.set_grad_enabled(grad):
             return self.model(**inputs, position_ids=self.position_ids(inputs), use_cache=use_cache,
                               logits_to_keep=logits_to_keep)
 
@@ -403,6 +406,34 @@ class HFAdapter:
         return Prefill(values=values, keys=keys, target_positions=target_positions,
                        visual_positions=visual_positions, geometry=geometry,
                        yes_no=out.logits[0, -1, self.yes_no_ids].float(), cost=self.pass_cost(inputs))
+
+    def last_token_attention(self, image: Image.Image, prompt: str, layer: int,
+                             gradient: bool = False) -> LastTokenAttention:
+        """Attention of the templated prompt's last token (the generation prompt's end) to the
+        grid's image tokens (`visual_layout`, FOCUS's relevance grid, so the geometry is the one
+        `prefill` gives) at decoder `layer`, from the attention probe (attention_probe.py: only
+        that layer computes weights, and only for the last row). gradient: grad-att's
+        A * ReLU(dLoss/dA), Loss = the log-probability (float32) of the argmax next token."""
+        image = self.one_image(image)
+        (layer,) = self._check_layers([layer])
+        with gradient_mode(self.model) if gradient else nullcontext():
+            inputs = self.encode([self.chat_text(prompt, num_images=1)], [image])
+            visual_positions, geometry = self.visual_layout(inputs, image)
+            with probe_last_row(self.language_model.layers[layer].self_attn, gradient) as probe:
+                logits = self.forward(inputs, grad=gradient).logits[0, -1].float()  # [vocab]
+            weights = probe.weights  # [1, heads, seq]
+            if gradient:
+                (grad,) = torch.autograd.grad(torch.log_softmax(logits, dim=-1).max(), weights)
+                weights = weights.detach() * grad.relu()
+        cost = self.pass_cost(inputs)
+        tokens = inputs["input_ids"].shape[1]
+        flops = cost.flops + attention_row_flops(self.text_config, tokens, gradient)
+        if gradient:
+            flops += attention_backward_flops(self.text_config, tokens, layer)
+        return LastTokenAttention(weights=weights[0][:, visual_positions.to(weights.device)].float(),
+                                  geometry=geometry,
+                                  cost=PassCost(passes=1, batches=1, flops=float(flops), tokens=cost.tokens,
+                                                backward=int(gradient)))
 
     def yes_no_logits(self, images: Sequence[Image.Image | Sequence[Image.Image]], prompts: Sequence[str],
                       image_texts: Sequence[Sequence[str]] | None = None, each_image_alone: bool = False) -> YesNo:

@@ -16,6 +16,12 @@ heads and K key/value heads of size h, MLP width m:
 The language model adds 2 r d V for the r logit rows kept (r = 1 with logits_to_keep=1).
 Vision towers are built from the same pieces (see `transformer_layers_flops`); each adapter
 documents its tower's formula in `vision_flops`.
+
+A backward pass with frozen parameters (ViCrop's grad-att, `attention_backward_flops`) computes
+input gradients only: a linear layer's costs one product of its forward's size (dX = dY W^T, no
+dW), and the attention core's 2.5 times its forward, as torch's FlopCounterMode counts the fused
+SDPA / flash-attention backward (the score matrix recomputed, then dA, dV, dQ, dK; eager
+attention's autograd skips the recomputation: 2 times).
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
+from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, sdpa_flop_count
 
 
 def linear_flops(tokens: int, d_in: int, d_out: int) -> int:
@@ -67,14 +73,44 @@ def llava_vision_flops(config: Any, patches: int, *, cls_token: bool) -> int:
 
 def decoder_flops(text_config: Any, tokens: int, *, past_tokens: int = 0, logit_rows: int = 1) -> int:
     """Language model (Llama / Qwen2 style: gated MLP, grouped-query attention) plus LM head."""
+    hidden, heads, kv_heads, head_dim = _attention_shape(text_config)
+    body = transformer_layers_flops(
+        tokens, layers=text_config.num_hidden_layers, hidden=hidden, heads=heads, head_dim=head_dim,
+        intermediate=text_config.intermediate_size, gated_mlp=True, kv_heads=kv_heads, past_tokens=past_tokens)
+    return body + linear_flops(logit_rows, hidden, text_config.vocab_size)
+
+
+def _attention_shape(text_config: Any) -> tuple[int, int, int, int]:
+    """(hidden, query heads, key/value heads, head_dim) of a Llama / Qwen2 style text config."""
     hidden = text_config.hidden_size
     heads = text_config.num_attention_heads
     head_dim = getattr(text_config, "head_dim", None) or hidden // heads
-    body = transformer_layers_flops(
-        tokens, layers=text_config.num_hidden_layers, hidden=hidden, heads=heads, head_dim=head_dim,
-        intermediate=text_config.intermediate_size, gated_mlp=True,
-        kv_heads=getattr(text_config, "num_key_value_heads", None) or heads, past_tokens=past_tokens)
-    return body + linear_flops(logit_rows, hidden, text_config.vocab_size)
+    return hidden, heads, getattr(text_config, "num_key_value_heads", None) or heads, head_dim
+
+
+def attention_row_flops(text_config: Any, tokens: int, gradient: bool) -> int:
+    """The attention probe's own products on top of a forward pass (model_wrappers/attention_probe.py):
+    the last query row's scores q K^T over `tokens` keys, and with a gradient the row's output
+    recomputed from the weights (A V)."""
+    _, heads, _, head_dim = _attention_shape(text_config)
+    return attention_flops(1, tokens, heads, head_dim) // (1 if gradient else 2)
+
+
+def attention_backward_flops(text_config: Any, tokens: int, layer: int) -> int:
+    """Backward pass from the last position's log-probability to the last query row's attention
+    weights of decoder `layer` (0-based), parameters frozen (module doc): the LM head's row, the
+    layers after `layer` over all `tokens` (projections and MLP once, attention 2.5 times), the
+    output projection and MLP of `layer` itself, and dA = dO V^T of the row (one row of a product
+    with the values)."""
+    hidden, heads, kv_heads, head_dim = _attention_shape(text_config)
+    later = text_config.num_hidden_layers - layer - 1
+    projections = (linear_flops(tokens, hidden, heads * head_dim) + 2 * linear_flops(tokens, hidden, kv_heads * head_dim)
+                   + linear_flops(tokens, heads * head_dim, hidden))
+    mlp = 3 * linear_flops(tokens, hidden, text_config.intermediate_size)
+    attention = attention_flops(tokens, tokens, heads, head_dim) * 5 // 2
+    own = linear_flops(tokens, heads * head_dim, hidden) + mlp
+    row = attention_flops(1, tokens, heads, head_dim) // 2
+    return linear_flops(1, hidden, text_config.vocab_size) + later * (projections + mlp + attention) + own + row
 
 
 def generation_flops(text_config: Any, prompt_flops: int, prompt_tokens: int, new_tokens: int) -> int:
@@ -88,8 +124,14 @@ def _cpu_flash_sdpa_flops(query_shape, key_shape, value_shape, *args, out_shape=
     return sdpa_flop_count(query_shape, key_shape, value_shape)
 
 
-# torch 2.13 has no formula for the CPU kernel that sdpa dispatches to, so it counts 0 there.
-_MISSING_FORMULAS = {torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _cpu_flash_sdpa_flops}
+def _cpu_flash_sdpa_backward_flops(grad_out_shape, query_shape, key_shape, value_shape, *args, out_shape=None,
+                                   **kwargs) -> int:
+    return sdpa_backward_flop_count(grad_out_shape, query_shape, key_shape, value_shape)
+
+
+# torch 2.13 has no formula for the CPU kernels that sdpa dispatches to, so it counts 0 there.
+_MISSING_FORMULAS = {torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _cpu_flash_sdpa_flops,
+                     torch.ops.aten._scaled_dot_product_flash_attention_for_cpu_backward: _cpu_flash_sdpa_backward_flops}
 
 
 def measure_flops(fn: Callable[[], Any]) -> tuple[Any, int]:

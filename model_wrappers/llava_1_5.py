@@ -20,6 +20,10 @@ pixels):
   ((H - h) // 2, (W - w) // 2): cells cover the central part only (of a 2246x1582 V*Bench
   image x in [330, 1912]), and existence checks and the final answer lose the sides of their
   crops too. lmms-eval's built-in `llava_hf` model works this way.
+
+Images per prompt: at most 2. FOCUS gives LLaVA-1.5 one image (its final input is one crop,
+union or canvas); ViCrop answers from [full image, crop] in one prompt, as the official ViCrop
+code gives llava-hf's LLaVA-1.5 (each image 576 tokens, `image_aspect` applied to both).
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ from .flops import llava_vision_flops
 class Llava15Adapter(HFAdapter):
     family = "llava_1_5"
     multi_image = False
-    max_images = 1
+    max_images = 2  # ViCrop's [full image, crop] (module docstring)
     adapter_options = {"image_aspect": IMAGE_ASPECTS}
 
     def __init__(self, model, processor, image_aspect: str = IMAGE_ASPECTS[0]):

@@ -13,7 +13,8 @@ Qwen2.5-VL mRoPE sections [2, 3, 3] (head_dim 16).
 Options for geometry tests:
 - local_vision: the vision attention output projections are zero, so attention adds nothing
   and every vision token depends on its own patch only (layer norms and MLPs are per token).
-- vision_layers: depth of the vision tower.
+- vision_layers: depth of the vision tower; text_layers: depth of the language model (ViCrop's
+  gradient needs layers after the probed one).
 - resample: PIL resampling filter of the image processor (NEAREST makes a pixel's influence
   end exactly at the cells it lies in).
 - image_preprocessing (LLaVA-1.5): "crop" = CLIP image processor, resize the shortest edge and
@@ -91,10 +92,12 @@ _VISION_ATTENTION_OUTPUTS = {"llava_1_5": "self_attn.out_proj", "llava_onevision
 
 def build_tiny_checkpoint(family: str, path: str | Path, seed: int = 0, *, vision_layers: int = 2,
                           local_vision: bool = False, resample: int | None = None,
-                          image_preprocessing: str = "crop", image_size: int = 56) -> Path:
+                          image_preprocessing: str = "crop", image_size: int = 56, text_layers: int | None = None) -> Path:
     """Write a tiny random `family` checkpoint to `path` (created) and return it."""
     model_class, config, processor = tiny_parts(family, vision_layers=vision_layers, image_size=image_size,
                                                 image_preprocessing=image_preprocessing)
+    if text_layers is not None:
+        config = with_dimensions(config, text={"num_hidden_layers": text_layers})
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     tokenizer = processor.tokenizer

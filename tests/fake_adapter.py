@@ -5,6 +5,9 @@ grid cells of every square of the target's colour carry the target token's vecto
 `square_noise`, and the cells of `decoys` (pixel boxes) carry it exactly: with noise > 0 the
 decoys are the most relevant cells. yes_no_logits() says "Yes" iff the crop shows enough
 pixels of the target's colour, so existence checks behave like a model that can see.
+last_token_attention() (ViCrop's maps) attends `attention_gain` times more to the red cells than
+to the others for a question, uniformly for the generic prompt (`generic_zero`: the generic
+prompt gives the red cells no attention at all).
 """
 
 from __future__ import annotations
@@ -16,7 +19,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from focus_eval.protocol import Generation, GridGeometry, OptionScores, PassCost, Prefill, TargetLocationError, YesNo
+from focus_eval.config import FocusConfig
+from focus_eval.protocol import (Generation, GridGeometry, LastTokenAttention, OptionScores, PassCost, Prefill,
+                                 TargetLocationError, YesNo)
 
 COLOURS = {"red": (220, 20, 20), "blue": (20, 20, 220), "green": (20, 200, 20)}
 GREY = (128, 128, 128)
@@ -49,13 +54,17 @@ class FakeAdapter:
     heads: int = 2
     head_dim: int = 8
     calls: dict[str, int] = field(default_factory=lambda: {"prefill": 0, "yes_no": 0, "yes_no_prompts": 0,
-                                                          "generate": 0, "option_scores": 0, "with_keys": 0})
+                                                          "generate": 0, "option_scores": 0, "with_keys": 0,
+                                                          "attention": 0})
     fail_generate_with_images: bool = False
     locatable: bool = True
     prefills: list = field(default_factory=list)  # (prompt, target, target_offset) of every prefill
     scored: list = field(default_factory=list)  # the options of every option_scores call
     final_calls: list = field(default_factory=list)  # (image sizes, image_texts, each_image_alone) of answers
     reply_truncated: bool = False  # the target reply stopped at max_new_tokens
+    attention_gain: float = 4.0
+    generic_zero: bool = False
+    attentions: list = field(default_factory=list)  # (image size, prompt, layer, gradient) of every attention call
 
     def prefill(self, image, prompt, target, layers, with_keys=False, target_offset=None):
         if not self.locatable or target not in prompt or (
@@ -89,6 +98,20 @@ class FakeAdapter:
                        visual_positions=torch.arange(prefix, prefix + num_visual),
                        geometry=geometry, yes_no=self._logits(image, target),
                        cost=PassCost(passes=1, batches=1, flops=PASS_FLOPS, tokens=seq))
+
+    def last_token_attention(self, image, prompt, layer, gradient=False):
+        self.calls["attention"] += 1
+        self.attentions.append((image.size, prompt, layer, gradient))
+        geometry = GridGeometry.uniform(image.size, self.grid_shape)
+        red = torch.tensor(_cell_fractions(image, geometry, "red") > 0.3).flatten()  # [h * w]
+        weights = torch.ones(self.heads, red.numel())
+        if prompt.startswith(FocusConfig().vicrop_generic_prompt):
+            weights[:, red] = 0.0 if self.generic_zero else 1.0
+        else:
+            weights[:, red] = self.attention_gain
+        return LastTokenAttention(weights=weights / weights.sum(-1, keepdim=True), geometry=geometry,
+                                  cost=PassCost(passes=1, batches=1, flops=PASS_FLOPS, tokens=10,
+                                                backward=int(gradient)))
 
     def yes_no_logits(self, images, prompts):
         self.calls["yes_no"] += 1

@@ -1,6 +1,7 @@
 """benchmarks/adapters.py keeps working: a tiny run end to end, and its 7B architectures are the
 real ones (parameter counts of the hub checkpoints); benchmarks/fidelity.py's planted-map
-measurement of the ROI expansion readings. Nothing here is timed."""
+measurement of the ROI expansion readings; benchmarks/vicrop_attention.py runs both ways to the
+same map. Nothing here is timed."""
 
 import importlib.util
 import json
@@ -81,3 +82,17 @@ def test_bad_arguments_are_refused_with_a_message(bench, capsys):
         with pytest.raises(SystemExit):
             bench.main(argv)
         assert message in capsys.readouterr().err
+
+
+def test_vicrop_attention_runs_both_ways_and_their_maps_agree(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))  # it imports adapters.py as the script does
+    vicrop = load_script("vicrop_attention")
+    try:
+        lines = vicrop.main(["--size", "tiny", "--families", "llava_1_5", "--maps", "grad_att", "--image", "224x168",
+                             "--repeats", "1"])
+    finally:
+        del sys.modules[vicrop.__name__]
+    rows = [line.split() for line in lines if line.startswith("  grad_att")]
+    assert [row[:2] for row in rows] == [["grad_att", "official"], ["grad_att", "probe"]]
+    assert all(float(row[5]) < 1e-5 for row in rows if row[1] == "official")
+    assert all(float(row[4]) > 0 for row in rows)  # peak memory

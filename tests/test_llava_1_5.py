@@ -325,8 +325,8 @@ def test_missing_or_extra_images(adapter):
         adapter.yes_no_logits([noise_image(9, 9), None], [PROMPT.format("cat")] * 2)
     with pytest.raises(AdapterInputError, match="one image per prompt"):
         adapter.yes_no_logits([noise_image(9, 9)], [PROMPT.format("cat")] * 2)
-    with pytest.raises(AdapterInputError, match="at most 1 image"):
-        adapter.generate([noise_image(9, 9)] * 2, "Describe the image.", 4)
+    with pytest.raises(AdapterInputError, match="at most 2 image"):
+        adapter.generate([noise_image(9, 9)] * 3, "Describe the image.", 4)
     with pytest.raises(AdapterInputError, match="empty image"):
         adapter.prefill(Image.new("RGB", (0, 5)), PROMPT.format("cat"), "cat", [0])
     with pytest.raises(AdapterInputError, match="PIL image"):

@@ -5,6 +5,7 @@
 | `vanilla` | `vanilla.py` | the full image | 0 |
 | `focus` | `focus/` | FOCUS (the paper): value-vector relevance map, ROI proposals, existence ranking | one relevance prefill per target + one pass per existence check (overrun and type 2 included) |
 | `zoomeye` | `zoomeye/` | ZoomEye's tree search: the chosen node's zoomed view (global-local models: with the full image, node framed in red) | see below |
+| `vicrop` | `vicrop/` | ViCrop: the full image and one crop from a one-layer attention map | `rel_att`: 2 per map (question and generic prompt); `grad_att`: 1 per map, + 1 backward pass in `bp`; `vicrop_high`: one map per tile. FOCUS Table 10 (LLaVA-1.5, -high): rel-att 12.26 / 30.59 / 78.60 FP on V*Bench / HR-4K / HR-8K = 2 per tile; grad-att 6.63 / 15.80 / 39.80 = 1 per tile + 0.50 (vicrop/__init__.py); the map passes in the "relevance" stage |
 
 ZoomEye's `fp`, every pass in the "search" stage (target extraction and the answer are
 `fp_targets` and `fp_answer`, as for FOCUS):
@@ -28,9 +29,10 @@ answer stage of `focus_eval.pipeline`.
 
 from __future__ import annotations
 
-from focus_eval.methods import focus, vanilla, zoomeye
+from focus_eval.methods import focus, vanilla, vicrop, zoomeye
 from focus_eval.methods.base import Search, SearchQuestion
 
-METHODS: dict[str, Search] = {"vanilla": vanilla.search, "focus": focus.search, "zoomeye": zoomeye.search}
+METHODS: dict[str, Search] = {"vanilla": vanilla.search, "focus": focus.search, "zoomeye": zoomeye.search,
+                              "vicrop": vicrop.search}
 
 __all__ = ["METHODS", "Search", "SearchQuestion"]

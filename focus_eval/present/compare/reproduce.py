@@ -164,14 +164,19 @@ def _configurations() -> str:
                          f"{config.t_obj_dist:g} |")
     lines += ["", "The baselines' settings per family (the official code's; `zoomeye_*`, `vicrop_*` in the same YAML "
               "files): ZoomEye's priority bias b, patch scale, answering threshold tau_up and its lowering "
-              "decrements; ViCrop's attention layer (0-based, of the reference depth) and crop window side.", "",
-              "| family | zoomeye_bias | zoomeye_patch_scale | zoomeye_tau_up | zoomeye_decrements | vicrop_layer | "
+              "decrements; ViCrop's attention layer (0-based) in the paper's 7B model, scaled from the official "
+              "layer of the official model's depth where that differs, and its crop window side.", "",
+              "| family | zoomeye_bias | zoomeye_patch_scale | zoomeye_tau_up | zoomeye_decrements | ViCrop layer | "
               "vicrop_crop_side |", "| --- | --- | --- | --- | --- | --- | --- |"]
     for family in FAMILY_MODELS:
         config = load_config(family)
+        depth = config.reference_num_layers  # the paper's 7B model's decoder layers
+        layer = f"{config.vicrop_layer_index(depth)} of {depth}"
+        if config.vicrop_reference_num_layers != depth:
+            layer += f" ({config.vicrop_layer} of {config.vicrop_reference_num_layers})"
         lines.append(f"| {family} | {config.zoomeye_bias:g} | {config.zoomeye_patch_scale:g} | "
                      f"{config.zoomeye_tau_up:g} | {', '.join(f'{d:g}' for d in config.zoomeye_decrements)} | "
-                     f"{config.vicrop_layer} of {config.vicrop_reference_num_layers} | {config.vicrop_crop_side} |")
+                     f"{layer} | {config.vicrop_crop_side} |")
     return "\n".join(lines)
 
 

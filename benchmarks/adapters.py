@@ -28,10 +28,16 @@ confidences come from the random weights, and so do the baselines' confidences a
 how far ZoomEye's search goes (the number of its passes) is what these random weights make of
 it, not what a trained model's would be; a ViCrop map costs the same passes whatever it shows.
 
+FOCUS's fixed-cost speed-ups (issue 18: target extraction's kept prefix cache and prompt-lookup
+drafts, target_fast_decoding; the existence checks' token budget, max_batch_tokens) are on in
+every FOCUS row; one more row runs the largest n_steps with both off ("plain", as before them),
+and the report checks that answers, counters (time, memory and model calls aside), maps, ROIs,
+confidences (to 1e-5) and crops are the same, and gives target extraction's model calls and
+tokens per question (after the first, which builds the prefix cache: the warm-up).
+
 Usage:
   python benchmarks/adapters.py --size 7b --device cuda    # GPU, real size
   python benchmarks/adapters.py --size small               # CPU, reduced size (benchmarks/README.md)
-  python benchmarks/adapters.py --prototype prompt_lookup   # and measure PROTOTYPES
   python benchmarks/adapters.py --baselines                  # FOCUS and vanilla only (no baseline rows)
 """
 
@@ -67,7 +73,6 @@ from focus_eval.pipeline import Pipeline
 
 FAMILIES = ("llava_1_5", "llava_onevision", "qwen2_5_vl")
 SIZES = ("7b", "small", "tiny")
-STEPS = (1, 4, 8)
 # The baselines measured beside FOCUS (--baselines): name -> (label, model arguments); every other
 # option is the family's official setting (configs/<family>.yaml).
 BASELINES = {
@@ -75,7 +80,10 @@ BASELINES = {
     "vicrop-rel": ("ViCrop rel-att", {"method": "vicrop", "vicrop_map": "rel_att"}),
     "vicrop-grad": ("ViCrop grad-att", {"method": "vicrop", "vicrop_map": "grad_att"}),
 }
+STEPS = (1, 4, 8)
 TIME_TARGET, MEMORY_TARGET = 3.0, 1.15  # FOCUS at n_steps = 8 over vanilla (the issue's targets)
+# issue 18: target extraction per question once the prefix cache is built
+TARGET_CALLS, TARGET_PREFILL = 12, 100
 
 # Real architectures, random weights. Sources (the checkpoints' config.json):
 # - llava_1_5: llava-hf/llava-1.5-7b-hf = Llama-2-7B (4096 wide, 32 layers, 32 heads, no GQA,
@@ -241,44 +249,35 @@ class ScriptedReplies(LogitsProcessor):
         return forced
 
 
-def script_replies(adapter, prompt_lookup: int | None = None) -> None:
+def script_replies(adapter) -> None:
     """Text-only generation (target extraction) writes TARGET_REPLY, generation with images (the
-    answer) ANSWER_REPLY and end-of-sequence. prompt_lookup: target extraction decodes with
-    transformers' prompt-lookup candidates (the PROTOTYPES entry)."""
+    answer) ANSWER_REPLY and end-of-sequence."""
     generate, tokenizer = adapter.model.generate, adapter.tokenizer
 
     def scripted_generate(**kwargs):
-        text_only = "pixel_values" not in kwargs
-        reply = TARGET_REPLY if text_only else ANSWER_REPLY
+        reply = TARGET_REPLY if "pixel_values" not in kwargs else ANSWER_REPLY
         token_ids = tokenizer(reply, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
         processor = ScriptedReplies(token_ids, kwargs["input_ids"].shape[1])
-        if text_only and prompt_lookup:
-            kwargs["prompt_lookup_num_tokens"] = prompt_lookup
         return generate(**kwargs, logits_processor=LogitsProcessorList([processor]))
 
     adapter.model.generate = scripted_generate
 
 
-# Speed-ups measured here (flag --prototype), not part of focus_eval. The report checks that
-# answers, counters, maps, ROIs and crops equal those of the plain configuration.
-PROTOTYPES = {
-    "prompt_lookup": "target extraction with prompt-lookup decoding (10 candidate tokens)",
-}
-
-
 class LoggedAdapter:
     """Delegates to an adapter and logs every call of its methods that reports a cost (prefill,
-    yes_no_logits, generate, option_scores, a baseline's attention map...): (call, passes,
-    tokens, model calls)."""
+    yes_no_logits, generate, option_scores, ViCrop's last_token_attention...): (call, passes,
+    tokens, model calls, tokens each model call ran, peak memory GB during the call). The peak of
+    each call is measured from a reset at its start (the question's peak is then the largest of
+    them and of what the pipeline's meter reads after the last reset: `Session.ask`)."""
 
     def __init__(self, adapter):
         self._adapter = adapter
-        self.calls: list[tuple[str, int, int, int]] = []
-        self.model_calls = 0
-        adapter.model.register_forward_pre_hook(self._count)
+        self.calls: list[tuple[str, int, int, int, list[int], float]] = []
+        self.model_calls: list[int] = []  # tokens of every model forward (rows x sequence)
+        adapter.model.register_forward_pre_hook(self._count, with_kwargs=True)
 
-    def _count(self, module, args) -> None:
-        self.model_calls += 1
+    def _count(self, module, args, kwargs) -> None:
+        self.model_calls.append(int(kwargs["input_ids"].numel()))
 
     def __getattr__(self, name: str):
         found = getattr(self._adapter, name)
@@ -286,11 +285,12 @@ class LoggedAdapter:
             return found
 
         def logged(*args, **kwargs):
-            before = self.model_calls
+            before, meter = len(self.model_calls), Meter(self._adapter.device)
             result = found(*args, **kwargs)
             cost = getattr(result, "cost", None)
             if cost is not None:
-                self.calls.append((name, cost.passes, cost.tokens, self.model_calls - before))
+                ran = self.model_calls[before:]
+                self.calls.append((name, cost.passes, cost.tokens, len(ran), ran, meter.finish().peak_mem_gb))
             return result
         return logged
 
@@ -304,21 +304,21 @@ class Run:
     family: str
     method: str  # "vanilla", "focus" or a BASELINES key
     n_steps: int  # FOCUS's budget; ignored by the others
-    prototype: str | None = None  # a PROTOTYPES key
+    plain: bool = False  # FOCUS without issue 18's speed-ups (target_fast_decoding, max_batch_tokens)
 
     @property
     def label(self) -> str:
         if self.method in BASELINES:
             return BASELINES[self.method][0]
         label = "vanilla" if self.method == "vanilla" else f"FOCUS n={self.n_steps}"
-        return label + (f" +{self.prototype}" if self.prototype else "")
+        return label + (" plain" if self.plain else "")
 
     @property
-    def options(self) -> dict[str, str]:
+    def options(self) -> dict[str, Any]:
         """The model arguments of this configuration beyond the family's defaults."""
         if self.method in BASELINES:
             return dict(BASELINES[self.method][1])
-        return {"method": self.method, "n_steps": str(self.n_steps), "overrun": "false"}
+        return {"method": self.method, "n_steps": self.n_steps, "overrun": False, "target_fast_decoding": not self.plain}
 
 
 def current_memory_gb(device: torch.device) -> float:
@@ -330,8 +330,8 @@ class Session:
     """One configuration's adapter and pipeline, answering the benchmark question on demand."""
 
     def __init__(self, run: Run, checkpoint: Path, image_size: tuple[int, int], device: str, dtype: str):
-        self.adapter = load_adapter(checkpoint, dtype=dtype, device=device)
-        script_replies(self.adapter, prompt_lookup=10 if run.prototype == "prompt_lookup" else None)
+        self.adapter = load_adapter(checkpoint, dtype=dtype, device=device, max_batch_tokens=0 if run.plain else None)
+        script_replies(self.adapter)
         self.logged = LoggedAdapter(self.adapter)
         config = load_config(run.family, "vstar", **run.options)
         self.pipeline = Pipeline(self.logged, config)
@@ -339,7 +339,7 @@ class Session:
 
     def ask(self) -> dict:
         self.logged.calls.clear()
-        self.logged.model_calls = 0
+        self.logged.model_calls.clear()
         device = self.adapter.device
         idle_gb = current_memory_gb(device)
         if device.type == "cuda":
@@ -351,14 +351,16 @@ class Session:
         wall, cpu = time.perf_counter() - start, time.process_time() - start_cpu
         trace = result.trace
         counters = trace.counters.to_dict()
-        # what a speed-up must not change: everything the trace holds but time and memory
-        outcome = {key: value for key, value in trace.to_dict().items() if key != "counters"}
+        counters["peak_mem_gb"] = max([counters["peak_mem_gb"], *(call[5] for call in self.logged.calls)])
+        # what a speed-up must not change: everything the trace holds but its config, time, memory and model calls
+        outcome = {key: value for key, value in trace.to_dict().items() if key not in ("counters", "config")}
         outcome["counters"] = {key: value for key, value in counters.items()
-                               if key not in ("seconds", "total_seconds", "peak_mem_gb")}
+                               if key not in ("seconds", "total_seconds", "peak_mem_gb", "batches")}
+        outcome["final_images"] = [image.size for image in result.final_images]
         return dict(wall=wall, cpu=cpu, idle_gb=idle_gb, counters=counters, answer=result.answer,
                     target_source=trace.target_source, targets=[t.name for t in trace.targets],
                     final_layout=trace.final_layout, calls=list(self.logged.calls),
-                    model_calls=self.logged.model_calls, outcome=outcome)
+                    model_calls=len(self.logged.model_calls), outcome=outcome)
 
 
 def serve(run: Run, checkpoint: Path, image_size: tuple[int, int], device: str, dtype: str) -> None:
@@ -440,15 +442,18 @@ def measure_family(runs: list[Run], checkpoint: Path, args: argparse.Namespace, 
 # report
 
 
-def summarize(run: Run, timed: list[dict]) -> dict:
-    """Medians over the timed questions (peak memory: their maximum); calls of the last one."""
+def summarize(run: Run, questions: list[dict], warmup: int) -> dict:
+    """Medians over the timed questions (peak memory: their maximum); calls of the last one;
+    target extraction's model calls and tokens of the first question and of the timed ones."""
+    timed = questions[warmup:]
+
     def median(key) -> float:
         return statistics.median(key(q) for q in timed)
 
     last = timed[-1]
-    calls: dict[str, list[tuple[int, int, int]]] = {}
-    for name, passes, tokens, model_calls in last["calls"]:
-        calls.setdefault(name, []).append((passes, tokens, model_calls))
+    calls: dict[str, list[tuple[int, int, int, list[int]]]] = {}
+    for name, passes, tokens, model_calls, ran, _ in last["calls"]:
+        calls.setdefault(name, []).append((passes, tokens, model_calls, ran))
     return dict(
         run=run, wall=median(lambda q: q["wall"]), cpu=median(lambda q: q["cpu"]),
         spread={key: (min(q[key] for q in timed), max(q[key] for q in timed)) for key in ("wall", "cpu")},
@@ -458,7 +463,41 @@ def summarize(run: Run, timed: list[dict]) -> dict:
         model_calls=last["model_calls"], peak=max(q["counters"]["peak_mem_gb"] for q in timed),
         idle=max(q["idle_gb"] for q in timed), answer=last["answer"], source=last["target_source"],
         targets=last["targets"], layout=last["final_layout"], calls=calls,
-        outcomes=[json.dumps(q["outcome"], sort_keys=True) for q in timed])
+        target_runs=[target_extraction(q) for q in timed], first_target_run=target_extraction(questions[0]),
+        call_peaks=call_peaks(timed), outcomes=[q["outcome"] for q in timed])
+
+
+def call_peaks(questions: list[dict]) -> dict[str, float]:
+    """Peak memory GB of each kind of call, the largest over `questions`: which stage sets the peak."""
+    peaks: dict[str, float] = {}
+    for question in questions:
+        generations, extracted = 0, sum(call[0] == "generate" for call in question["calls"]) == 2
+        for name, *_, peak in question["calls"]:
+            if name == "generate":
+                generations += 1
+                kind = "target extraction" if generations == 1 and extracted else "answer"
+            else:
+                kind = {"prefill": "relevance prefill", "yes_no_logits": "existence checks"}.get(name, name)
+            peaks[kind] = max(peaks.get(kind, 0.0), peak)
+    return peaks
+
+
+def target_extraction(question: dict) -> list[int] | None:
+    """Tokens of every model forward of target extraction (the first generate call of FOCUS)."""
+    generations = [ran for name, _, _, _, ran, _ in question["calls"] if name == "generate"]
+    return generations[0] if len(generations) == 2 else None
+
+
+def same_outcome(a: Any, b: Any, tolerance: float = 1e-5) -> bool:
+    """Equal, floats to `tolerance` (confidences from differently batched checks differ in rounding)."""
+    if isinstance(a, float) or isinstance(b, float):
+        return isinstance(a, (int, float)) and isinstance(b, (int, float)) and abs(a - b) <= tolerance
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(same_outcome(a[k], b[k], tolerance) for k in a)
+    if isinstance(a, (list, tuple)):
+        return (isinstance(b, (list, tuple)) and len(a) == len(b)
+                and all(same_outcome(x, y, tolerance) for x, y in zip(a, b)))
+    return a == b
 
 
 def verdict(ok: bool) -> str:
@@ -467,19 +506,36 @@ def verdict(ok: bool) -> str:
 
 def token_lines(vanilla: dict, focus: dict) -> list[str]:
     """Where the tokens go: the full-image prompt, existence-check crops, the final answer input."""
-    (_, tokens, _), = vanilla["calls"]["generate"]
+    (_, tokens, _, _), = vanilla["calls"]["generate"]
     lines = [f"  tokens: vanilla answer {tokens:,} (full image prompt + reply)"]
     generations = focus["calls"].get("generate", [])
     if len(generations) == 2:
-        (_, targets, target_calls), (_, answer, _) = generations
+        (_, targets, _, _), (_, answer, _, _) = generations
         lines.append(f"          {focus['run'].label}: target extraction {targets:,} (text-only in-context prompt "
-                     f"+ reply, {target_calls} model calls), answer {answer:,} ({focus['layout']})")
-    for _, tokens, _ in focus["calls"].get("prefill", []):
+                     f"+ reply), answer {answer:,} ({focus['layout']})")
+    for _, tokens, _, _ in focus["calls"].get("prefill", []):
         lines.append(f"          relevance prefill {tokens:,} (full image + existence prompt)")
-    for passes, tokens, _ in focus["calls"].get("yes_no_logits", []):
-        lines.append(f"          existence checks: {passes} crops in one batch, {tokens:,} tokens "
-                     f"({tokens / passes:,.0f} per crop)")
+    for passes, tokens, model_calls, ran in focus["calls"].get("yes_no_logits", []):
+        lines.append(f"          existence checks: {passes} crops, {tokens:,} tokens ({tokens / passes:,.0f} per crop) "
+                     f"in {model_calls} model call(s) of at most {max(ran):,} tokens with padding")
     return lines
+
+
+def target_line(focus: dict, plain: dict | None) -> str:
+    """Target extraction per question once the prefix cache is built (issue 18's targets)."""
+    def numbers(runs: list[list[int]]) -> tuple[float, float, float]:
+        return (statistics.median(len(r) for r in runs), statistics.median(r[0] for r in runs),
+                statistics.median(sum(r) for r in runs))
+
+    calls, prefill, total = numbers(focus["target_runs"])
+    first = focus["first_target_run"]
+    line = (f"  target extraction per question after the first, {focus['run'].label}: {calls:g} model calls, "
+            f"{prefill:g} prefill tokens, {total:g} tokens run")
+    if plain is not None:
+        line += " (plain: {:g}, {:g}, {:g})".format(*numbers(plain["target_runs"]))
+    return (line + f"; first question {len(first)} calls, {first[0]} + {sum(first) - first[0]} tokens (builds the "
+            f"prefix cache); target <= {TARGET_CALLS} calls: {verdict(calls <= TARGET_CALLS)}, <= {TARGET_PREFILL} "
+            f"prefill tokens: {verdict(prefill <= TARGET_PREFILL)}")
 
 
 STAGE_COLUMNS = {"targets": "targets", "relevance": "relev.", "proposals": "propos.", "ranking": "ranking",
@@ -487,12 +543,14 @@ STAGE_COLUMNS = {"targets": "targets", "relevance": "relev.", "proposals": "prop
 
 
 def report(rows: list[dict]) -> list[str]:
-    """The table of one family: rows[0] is vanilla; the targets are checked on the plain FOCUS
-    row with the largest n_steps; prototype rows are compared with the plain row of their n_steps;
+    """The table of one family: rows[0] is vanilla; the targets are checked on the FOCUS row with
+    the largest n_steps, which the plain row (speed-ups off), when there is one, is compared with;
     each baseline row gets a line of its adapter calls."""
     vanilla = rows[0]
-    plain = {row["run"].n_steps: row for row in rows[1:] if row["run"].method == "focus" and row["run"].prototype is None}
-    focus = plain[max(plain)]
+    fast = {row["run"].n_steps: row for row in rows[1:] if row["run"].method == "focus" and not row["run"].plain}
+    focus = fast[max(fast)]
+    plain = next((row for row in rows if row["run"].plain), None)
+    baselines = [row for row in rows if row["run"].method in BASELINES]
     lines = [f"  {'configuration':28s} {'wall s':>7s} {'x van':>6s} {'CPU s':>7s} {'x van':>6s} "
              + " ".join(f"{title:>7s}" for title in STAGE_COLUMNS.values())
              + f" {'FP':>4s} {'FP all':>6s} {'BP':>3s} {'calls':>5s} {'TFLOPs':>7s} {'peak GB':>7s} {'x van':>6s} "
@@ -510,26 +568,28 @@ def report(rows: list[dict]) -> list[str]:
               f"{dominant} {share:.0%}")
     time_ratio, memory_ratio = focus["wall"] / vanilla["wall"], focus["peak"] / vanilla["peak"]
     lines.append(f"  target, {focus['run'].label} vs vanilla: wall time < {TIME_TARGET}x: {time_ratio:.2f}x "
-                 f"{verdict(time_ratio < TIME_TARGET)}; peak memory < {MEMORY_TARGET}x: {memory_ratio:.3f}x "
-                 f"{verdict(memory_ratio < MEMORY_TARGET)}")
-    for row in rows[1:]:
-        if row["run"].prototype is not None:
-            reference = plain[row["run"].n_steps]
-            same = set(row["outcomes"]) == set(reference["outcomes"]) and len(set(row["outcomes"])) == 1
-            lines.append(f"  prototype {row['run'].prototype} ({PROTOTYPES[row['run'].prototype]}): wall "
-                         f"{row['wall'] / reference['wall']:.2f}x, CPU {row['cpu'] / reference['cpu']:.2f}x, peak "
-                         f"{row['peak'] / reference['peak']:.3f}x, model calls {row['model_calls']} vs "
-                         f"{reference['model_calls']} of {reference['run'].label}; answers, counters, maps and crops "
-                         f"{'identical' if same else 'DIFFERENT'}")
+                 f"{verdict(time_ratio < TIME_TARGET)}; peak memory <= {MEMORY_TARGET}x: {memory_ratio:.3f}x "
+                 f"{verdict(memory_ratio <= MEMORY_TARGET)}")
+    lines.append(target_line(focus, plain))
+    if plain is not None:
+        same = all(same_outcome(outcome, plain["outcomes"][0]) for outcome in focus["outcomes"] + plain["outcomes"])
+        plain_time, plain_memory = plain["wall"] / vanilla["wall"], plain["peak"] / vanilla["peak"]
+        lines.append(f"  speed-ups on vs off ({focus['run'].label} vs {plain['run'].label}): wall {time_ratio:.2f}x vs "
+                     f"{plain_time:.2f}x vanilla ({time_ratio / plain_time - 1:+.1%}), CPU "
+                     f"{focus['cpu'] / plain['cpu'] - 1:+.1%}, peak memory {memory_ratio:.3f}x vs {plain_memory:.3f}x "
+                     f"vanilla, model calls {focus['model_calls']} vs {plain['model_calls']}; answers, counters (model "
+                     f"calls aside), maps, ROIs, confidences and crops {'identical' if same else 'DIFFERENT'}")
+    lines.append("  peak GB by call (largest over the timed questions): " + "; ".join(
+        f"{row['run'].label} " + ", ".join(f"{kind} {peak:.3f}" for kind, peak in row["call_peaks"].items())
+        for row in (vanilla, focus, *([plain] if plain else []), *baselines)))
     for key in ("wall", "cpu"):
         lines.append(f"  {key} spread (min-max): " + ", ".join(
             f"{row['run'].label} {row['spread'][key][0]:.3f}-{row['spread'][key][1]:.3f}" for row in rows))
     lines.extend(token_lines(vanilla, focus))
-    for row in rows[1:]:
-        if row["run"].method in BASELINES:
-            calls = ", ".join(f"{name} {len(made)} x / {sum(p for p, _, _ in made)} passes / "
-                              f"{sum(t for _, t, _ in made):,} tokens" for name, made in row["calls"].items())
-            lines.append(f"  {row['run'].label}: {calls} ({row['layout']}, answer {row['answer']!r})")
+    for row in baselines:
+        calls = ", ".join(f"{name} {len(made)} x / {sum(passes for passes, *_ in made)} passes / "
+                          f"{sum(tokens for _, tokens, *_ in made):,} tokens" for name, made in row["calls"].items())
+        lines.append(f"  {row['run'].label}: {calls} ({row['layout']}, answer {row['answer']!r})")
     lines.append(f"  replies: {focus['run'].label} targets {focus['targets']} ({focus['source']}), "
                  f"answer {focus['answer']!r}; vanilla answer {vanilla['answer']!r}")
     return lines
@@ -562,8 +622,8 @@ def main(argv: list[str] | None = None) -> list[str]:
     parser.add_argument("--threads", type=int, help="torch threads per configuration (default: torch's)")
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--prototype", nargs="*", choices=list(PROTOTYPES), default=[],
-                        help="also measure these speed-ups at the largest n_steps (see PROTOTYPES)")
+    parser.add_argument("--plain", action=argparse.BooleanOptionalAction, default=True,
+                        help="also run the largest n_steps without issue 18's speed-ups and compare (default on)")
     parser.add_argument("--baselines", nargs="*", choices=list(BASELINES), default=list(BASELINES),
                         help="the baselines measured beside FOCUS (default: all; none with an empty list)")
     parser.add_argument("--interleave", action=argparse.BooleanOptionalAction,
@@ -610,12 +670,12 @@ def main(argv: list[str] | None = None) -> list[str]:
             checkpoint = build_checkpoint(family, args.size, workdir / family, getattr(torch, args.dtype),
                                           "cuda" if cuda else "cpu")
             runs = [Run(family, "vanilla", 1), *(Run(family, "focus", n) for n in args.steps),
-                    *(Run(family, "focus", max(args.steps), prototype) for prototype in args.prototype),
+                    *([Run(family, "focus", max(args.steps), plain=True)] if args.plain else []),
                     *(Run(family, baseline, 1) for baseline in args.baselines)]
             results = measure_family(runs, checkpoint, args, workdir)
             shutil.rmtree(checkpoint)
             raw[family] = {run.label: questions for run, questions in zip(runs, results)}
-            rows = [summarize(run, questions[args.warmup:]) for run, questions in zip(runs, results)]
+            rows = [summarize(run, questions, args.warmup) for run, questions in zip(runs, results)]
             block = [f"{family} ({FAMILY_NAMES[family]} architecture; {describe(family, args.size)})", *report(rows)]
             print("\n".join(block), flush=True)
             lines.extend(block)

@@ -84,7 +84,9 @@ class Focus:
         dtype, device, device_map, attn_implementation, processor_kwargs: passed to
             focus_eval.model_wrappers.load_adapter; processor_kwargs holds the family's image
             options, e.g. {"image_aspect": "crop"} for LLaVA-1.5 (default "pad", see
-            focus_eval.model_wrappers.llava_1_5) or {"min_pixels": ...} for Qwen2.5-VL.
+            focus_eval.model_wrappers.llava_1_5) or {"min_pixels": ...} for Qwen2.5-VL, and
+            every family's {"max_batch_tokens": N} (tokens per existence-check forward, 0: no
+            limit; HFAdapter.batch_token_budget).
         overrides: FocusConfig fields by name (strings are converted); an unknown name or a bad
             value raises ValueError before any weight is loaded.
         A Path, or a string starting with "/", "." or "~", is a local folder; anything else may

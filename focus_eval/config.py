@@ -48,6 +48,13 @@ Choices where the paper is ambiguous (each one a field, so it can be switched):
   global-local model's full view is shrunk to that size, "square" (padded, official OneVision) or
   "fit" (aspect kept, official Qwen2.5-VL). zoomeye_batch_size: how many confidence prompts share
   one model call (memory, not passes; the official code sends them one by one).
+- target_fast_decoding (issue 18): target extraction keeps the in-context examples' KV cache
+  across questions and decodes with prompt-lookup drafts (model_wrappers/decoding.py). On by
+  default: in float32 the replies, their `truncated` flags and costs were those of plain greedy
+  decoding on the tiny models of the three families and on the proving ground's 500 questions;
+  in bf16 a near-tie between two tokens could resolve differently, so `false` decodes plainly.
+  Existence checks' token budget is an adapter option, not a field (`max_batch_tokens`): it
+  decides model calls and memory, not what is computed.
 - gaussian_sigma / downsample: Sec. 3.2 names a Gaussian filter and downsampling for
   global-local models without values. sigma is in grid cells; downsampling is average
   pooling by an integer factor (a partial last block averages what it has). Factor 2 turns
@@ -112,6 +119,7 @@ class FocusConfig:
     final_images_alone: bool = True  # ... every image encoded as if alone in its prompt (OneVision: anyres)
     existence_prompt: str = "Is there a {target} in the image? Answer Yes or No."
     target_max_new_tokens: int = 64
+    target_fast_decoding: bool = True  # kept in-context prefix cache + prompt-lookup drafts, the same reply (targets)
 
     # ZoomEye (baseline; official defaults per family in configs/<family>.yaml)
     zoomeye_depth: int = 5  # depth cap of a type-1 search (Table 10: Depth-1, -2, -5)

@@ -1,14 +1,16 @@
 """Where focus-eval writes: folders checked before any work, names that are safe file names.
 
 `check_writable_dir` is called at start-up for every folder a run will write into (the
-CLI's --out, lmms-eval's save_maps, resume_dir and --output_path), so that a run never
-computes for minutes and then fails on its first file. A file that still cannot be written
-later (a full disk) is a per-question warning where it is written (pictures, traces, resume
-records); the answers go on.
+CLI's --out, lmms-eval's save_maps, resume_dir and --output_path, compare's --out), so that a
+run never computes for minutes and then fails on its first file. It creates nothing: a run
+that then stops at another setup error leaves no empty folders behind; the writers create
+their folders. A file that still cannot be written later (a full disk) is a per-question
+warning where it is written (pictures, traces, resume records); the answers go on.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import re
@@ -25,14 +27,19 @@ class OutputLocationError(ValueError):
 
 
 def check_writable_dir(path: str | os.PathLike) -> Path:
-    """Create the folder `path` if needed and prove that a file can be created in it (the
-    probe file is removed). Raises OutputLocationError saying why not."""
+    """Prove that files can be written in the folder `path` without creating it: an existing
+    folder must take a file; for a missing one, its nearest existing ancestor must take a folder
+    (the writer's `mkdir(parents=True)` then works). The probes are removed. Raises
+    OutputLocationError saying why not."""
     folder = Path(path).expanduser()
     if folder.exists() and not folder.is_dir():
         raise OutputLocationError(f"{folder} exists and is not a folder")
+    existing = next(candidate for candidate in (folder, *folder.parents) if candidate.exists())
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder, prefix=".focus-eval-write-check-"):
+        if not existing.is_dir():  # a file on the way: nothing can be created under it, not even by root
+            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
+        probe = tempfile.TemporaryFile if existing == folder else tempfile.TemporaryDirectory
+        with probe(dir=existing, prefix=".focus-eval-write-check-"):
             pass
     except OSError as error:
         raise OutputLocationError(f"cannot write into {folder}: {error.strerror or error}") from None

@@ -39,6 +39,12 @@ class PassCost:
     tokens: int
     backward: int = 0
 
+    def __add__(self, other: "PassCost") -> "PassCost":
+        """The cost of both calls."""
+        return PassCost(passes=self.passes + other.passes, batches=self.batches + other.batches,
+                        flops=self.flops + other.flops, tokens=self.tokens + other.tokens,
+                        backward=self.backward + other.backward)
+
 
 @dataclass(frozen=True)
 class GridGeometry:
@@ -171,13 +177,18 @@ class Adapter(Protocol):
 
     def generate(self, images: Sequence[Image.Image], prompt: str, max_new_tokens: int,
                  stop: Sequence[str] = (), image_texts: Sequence[str] | None = None,
-                 each_image_alone: bool = False, **gen_kwargs) -> Generation:
+                 each_image_alone: bool = False, shared_prefix: str | None = None, draft_tokens: int = 0,
+                 **gen_kwargs) -> Generation:
         """Greedy answer to `prompt` given zero or more images (zero: text-only); decoding
         ends at the first of the `stop` strings, which is not part of the text.
 
         image_texts: one text per image, placed right after it (interleaved), before `prompt`.
         each_image_alone: encode every image as the model encodes an image alone in its prompt
-        (LLaVA-OneVision: anyres), not in the model's multi-image form (one base tile each)."""
+        (LLaVA-OneVision: anyres), not in the model's multi-image form (one base tile each).
+        shared_prefix, draft_tokens: speed-ups an adapter may take or ignore, which leave the
+        greedy reply and its cost as they are: `shared_prefix`, a start of `prompt` that later
+        calls repeat (its KV cache may be kept); `draft_tokens`, tokens copied from the prompt
+        that one forward may verify (prompt-lookup decoding)."""
         ...
 
     def option_scores(self, images: Sequence[Image.Image], prompt: str, options: Sequence[str],

@@ -189,14 +189,22 @@ _ICL_INTRO = "Name the objects in the image whose information is needed to answe
 
 def icl_prompt(question: str, dataset: str | None) -> str:
     """One text-only user message: the examples of `dataset` (generic for None), then `question`."""
+    return icl_prefix(dataset) + f"Question: {question.strip()}\n{_QUESTION_LINE}\nAnswer:"
+
+
+def icl_prefix(dataset: str | None) -> str:
+    """The start of `icl_prompt` that every question of `dataset` shares, for an adapter to keep
+    its KV cache across questions: the examples, up to the blank line before the question's block.
+    It ends before "Question:", not before the question, so that the same text always follows
+    it and its tokens are the same whatever the question (a question's first word can merge with
+    the space before it into one token)."""
     if dataset not in ICL_EXAMPLES:
         raise ValueError(f"no in-context examples for dataset {dataset!r}; known: {DATASETS} or None")
     blocks = [_ICL_INTRO]
     for example_question, reasoning, targets in ICL_EXAMPLES[dataset]:
         answer = f"{reasoning} {NEED_SENTENCE} {_join_targets(targets)}."
         blocks.append(f"Question: {example_question}\n{_QUESTION_LINE}\nAnswer: {answer}")
-    blocks.append(f"Question: {question.strip()}\n{_QUESTION_LINE}\nAnswer:")
-    return "\n\n".join(blocks)
+    return "\n\n".join(blocks) + "\n\n"
 
 
 def _join_targets(targets: list[str]) -> str:

@@ -29,7 +29,7 @@ import importlib.util
 import inspect
 import os
 from contextlib import contextmanager, nullcontext
-from functools import cache, cached_property
+from functools import cache, cached_property, partial
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Iterator, Sequence
 
@@ -52,6 +52,7 @@ from focus_eval.protocol import (
 )
 
 from .attention_probe import gradient_mode, probe_last_row
+from .decoding import PrefixCache, cache_argument, lookup_greedy
 from .flops import attention_backward_flops, attention_row_flops, decoder_flops, generation_flops
 
 DTYPES: dict[str, torch.dtype | str] = {
@@ -106,22 +107,30 @@ def image_only_processor_class(processor_class: type) -> type:
     transformers 5.x type-checks a processor's `video_processor` against a class that needs
     torchvision, so LLaVA-OneVision's and Qwen2.5-VL's processors refuse to construct without
     it. The subclass drops that argument from its `__init__` signature, which is where 5.x reads
-    the sub-processors from (`get_attributes`, `to_dict`); `from_args_and_dict` is overridden
-    because 5.x reads the accepted config keys from the code object, not the signature. The
-    class keeps its parent's name, so a checkpoint saved with it names the real processor.
+    the sub-processors from (`get_attributes`, `to_dict`). The constructor from the loaded
+    config is overridden because transformers reads the accepted config keys (`chat_template`,
+    `vision_aspect_ratio`, ...) from the code object of `__init__`, not from its signature, and
+    this `__init__` takes them as **kwargs: `from_args_and_dict(args, processor_dict)` up to 5.24,
+    `from_dict(processor_dict)` from 5.25 on (the sub-processors are entries of the dict there).
+    Without the second override 5.25 drops the chat template. The class keeps its parent's
+    name, so a checkpoint saved with it names the real processor.
     """
     signature = inspect.signature(processor_class.__init__)
-    init_keys = set(signature.parameters) - {"self", "image_processor", "tokenizer", "video_processor", "kwargs"}
+    init_keys = set(signature.parameters) - {"self", "video_processor", "kwargs"}
 
     class ImageOnlyProcessor(processor_class):
         def __init__(self, image_processor=None, tokenizer=None, **kwargs):
             super().__init__(image_processor=image_processor, tokenizer=tokenizer, video_processor=None, **kwargs)
 
         @classmethod
-        def from_args_and_dict(cls, args, processor_dict, **kwargs):
+        def from_args_and_dict(cls, args, processor_dict, **kwargs):  # transformers <= 5.24
+            return cls.from_dict({**processor_dict, **dict(zip(cls.get_attributes(), args))}, **kwargs)
+
+        @classmethod
+        def from_dict(cls, processor_dict, **kwargs):  # transformers >= 5.25
             kwargs.pop("return_unused_kwargs", None)
             config = {**processor_dict, **kwargs}
-            return cls(*args, **{key: value for key, value in config.items() if key in init_keys})
+            return cls(**{key: value for key, value in config.items() if key in init_keys})
 
     ImageOnlyProcessor.__init__.__signature__ = signature.replace(
         parameters=[p for name, p in signature.parameters.items() if name != "video_processor"])
@@ -201,6 +210,9 @@ class HFAdapter:
     processor_class: ClassVar[type | None] = None  # set when the processor has a video processor
     # the family's constructor options among ADAPTER_OPTIONS -> their values, the default first
     adapter_options: ClassVar[dict[str, tuple[str, ...]]] = {}
+    # from_pretrained's option for every family (`batch_token_budget`): None, the family's
+    # image_token_cap; 0, no limit; N, at most N tokens per batched existence-check forward
+    max_batch_tokens: int | None = None
 
     def __init__(self, model: PreTrainedModel, processor):
         self.model = model.eval()
@@ -227,17 +239,23 @@ class HFAdapter:
         if device is not None and device_map is not None:
             raise ValueError("give device or device_map, not both")
         options = {name: processor_kwargs.pop(name) for name in ADAPTER_OPTIONS if name in processor_kwargs}
+        max_batch_tokens = check_max_batch_tokens(processor_kwargs.pop("max_batch_tokens", None))
         for name, value in options.items():
             if name not in cls.adapter_options:
                 raise ValueError(f"{name} is not an option of the {cls.family} adapter")
             if value not in cls.adapter_options[name]:
                 raise ValueError(f"{name}={value!r}: expected one of {', '.join(cls.adapter_options[name])}")
+        # use_kernels=False: transformers 5.25 swaps layers for kernels from the hub by default when the
+        # `kernels` package is installed (it became a dependency); the model's own layers keep the
+        # numbers of 5.17-5.24 and loading offline.
         model = AutoModelForImageTextToText.from_pretrained(
             pretrained, dtype=resolve_dtype(dtype), device_map=device_map,
-            attn_implementation=check_attn_implementation(attn_implementation))
+            attn_implementation=check_attn_implementation(attn_implementation), use_kernels=False)
         if device_map is None:
             model = model.to(torch.device(device) if device is not None else default_device())
-        return cls(model, load_processor(pretrained, cls.processor_class, **processor_kwargs), **options)
+        adapter = cls(model, load_processor(pretrained, cls.processor_class, **processor_kwargs), **options)
+        adapter.max_batch_tokens = max_batch_tokens
+        return adapter
 
     # --- family hooks -------------------------------------------------------------------
 
@@ -258,6 +276,12 @@ class HFAdapter:
 
     def vision_flops(self, inputs: BatchFeature) -> int:
         """FLOPs of the vision tower and projector for the images in `inputs`."""
+        raise NotImplementedError
+
+    @property
+    def image_token_cap(self) -> int:
+        """Image tokens of one image at the family's largest encoding (what a benchmark image,
+        larger than every cap, costs vanilla): the default of `batch_token_budget`."""
         raise NotImplementedError
 
     @property
@@ -451,26 +475,63 @@ class HFAdapter:
         texts = [self.chat_text(p, len(view), None if image_texts is None else image_texts[i])
                  for i, (p, view) in enumerate(zip(prompts, views))]
         inputs = self.encode(texts, [image for view in views for image in view], each_image_alone)
+        groups = token_budget_groups(inputs["attention_mask"].sum(-1).tolist(), self.batch_token_budget())
+        if len(groups) == 1:
+            return self._yes_no(inputs)
+        # each group encoded on its own, padded to its own longest prompt
+        answers = [self._yes_no(self.encode([texts[i] for i in group], [image for i in group for image in views[i]],
+                                            each_image_alone)) for group in groups]
+        return YesNo(logits=torch.cat([answer.logits for answer in answers]),
+                     cost=sum((answer.cost for answer in answers[1:]), answers[0].cost))
+
+    def _yes_no(self, inputs: BatchFeature) -> YesNo:
         logits = self.forward(inputs).logits[:, -1, self.yes_no_ids].float()  # [n, 2]
         return YesNo(logits=logits, cost=self.pass_cost(inputs))
 
+    def batch_token_budget(self) -> int | None:
+        """Most tokens, padding included, that one batched `yes_no_logits` forward runs (None: no
+        limit); prompts beyond it go to further forwards, one prompt at least each. The same
+        checks, confidences (up to float rounding) and forward passes as one batch: only model
+        calls and peak memory change. Default, the family's `image_token_cap`: a benchmark image
+        reaches the cap, so vanilla's answer runs at least that many tokens in one forward and
+        keeps their KV cache, while a check forward keeps none: the checks' activations stay
+        below vanilla's whatever n_steps is (OneVision's 8 anyres crops were 3.6x vanilla's
+        tokens in one forward). Smaller images make vanilla cheaper than the cap."""
+        if self.max_batch_tokens is None:
+            return self.image_token_cap
+        return self.max_batch_tokens or None
+
     def generate(self, images: Sequence[Image.Image], prompt: str, max_new_tokens: int,
                  stop: Sequence[str] = (), image_texts: Sequence[str] | None = None,
-                 each_image_alone: bool = False, **gen_kwargs) -> Generation:
+                 each_image_alone: bool = False, shared_prefix: str | None = None, draft_tokens: int = 0,
+                 **gen_kwargs) -> Generation:
         """Greedy reply; generation ends at the first of the `stop` strings, which is cut off.
-        image_texts, each_image_alone: see `chat_text` and `encode`."""
+        image_texts, each_image_alone: see `chat_text` and `encode`. Text-only prompts only
+        (model_wrappers/decoding.py): shared_prefix, a start of `prompt` whose KV cache is kept
+        for later calls; draft_tokens, prompt-lookup drafts per forward (0: none). The reply and
+        its cost are those of plain greedy decoding."""
         images = self.check_images(images)
         if gen_kwargs.pop("do_sample", False):
             raise AdapterInputError("decoding is greedy; do_sample=True is not supported")
+        if draft_tokens < 0:
+            raise AdapterInputError(f"draft_tokens must be >= 0, got {draft_tokens}")
+        if shared_prefix is not None and not prompt.startswith(shared_prefix):
+            raise AdapterInputError("shared_prefix must be the start of the prompt")
         for key in _SAMPLING_KWARGS:
             gen_kwargs.pop(key, None)
         stop = tuple(s for s in stop if s)
         if stop:
             gen_kwargs["stopping_criteria"] = self.stopping_criteria(stop)
-        inputs = self.encode([self.chat_text(prompt, len(images), image_texts)], images, each_image_alone)
-        with torch.inference_mode():
-            output = self.model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
-                                         pad_token_id=self.tokenizer.pad_token_id, **gen_kwargs)
+        text = self.chat_text(prompt, len(images), image_texts)
+        inputs = self.encode([text], images, each_image_alone)
+        gen_kwargs.update(max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
+                          pad_token_id=self.tokenizer.pad_token_id)
+        if not images and (shared_prefix or draft_tokens):
+            prefix = self.shared_prefix_tokens(text, prompt, shared_prefix, inputs["input_ids"][0]) if shared_prefix else 0
+            output = self._fast_text_generate(inputs, prefix, draft_tokens, gen_kwargs)
+        else:
+            with torch.inference_mode():
+                output = self.model.generate(**inputs, **gen_kwargs)
         new_tokens = output[0, inputs["input_ids"].shape[1]:]
         text = self.tokenizer.decode(new_tokens, skip_special_tokens=True)
         stopped = [text.find(s) for s in stop if s in text]
@@ -484,6 +545,51 @@ class HFAdapter:
                           cost=PassCost(passes=1, batches=1, flops=float(flops),
                                         tokens=prompt_cost.tokens + len(new_tokens)),
                           truncated=truncated)
+
+    def shared_prefix_tokens(self, text: str, prompt: str, shared_prefix: str, input_ids: torch.Tensor) -> int:
+        """Leading tokens of input_ids [seq] (the templated `text`) that end within `shared_prefix`,
+        the start of `prompt`; at most seq - 1, as the model has to run one token. 0 when the chat
+        template changed the prompt."""
+        start = text.find(prompt)
+        if start < 0:
+            return 0
+        end = start + len(shared_prefix)
+        positions, spans = self.text_positions(text, input_ids)
+        count = 0
+        for position, (_, span_end) in zip(positions, spans):
+            if position != count or span_end > end:
+                break
+            count += 1
+        return min(count, len(input_ids) - 1)
+
+    def _fast_text_generate(self, inputs: BatchFeature, prefix: int, draft_tokens: int,
+                            gen_kwargs: dict[str, Any]) -> torch.Tensor:
+        """Greedy decoding from the kept cache of the first `prefix` tokens, with prompt-lookup
+        drafts (model_wrappers/decoding.py); output ids [1, seq] as plain greedy decoding's."""
+        kwargs = dict(gen_kwargs, custom_generate=partial(lookup_greedy, draft_tokens=draft_tokens))
+        if prefix:
+            kwargs[cache_argument(self.model)] = self.prefix_cache.get(self.model, inputs["input_ids"][:, :prefix],
+                                                                       self._prefix_forward)
+        try:
+            with torch.inference_mode():
+                output = self.model.generate(**inputs, **kwargs)
+        except BaseException:
+            self.prefix_cache.clear()  # a generation cut short may leave it longer than the prefix
+            raise
+        if prefix:
+            self.prefix_cache.restore(prefix)
+        return output
+
+    def _prefix_forward(self, prefix_ids: torch.Tensor) -> Any:
+        """The KV cache of prefix_ids [1, p] alone (text only: the model's own positions)."""
+        with torch.inference_mode():
+            output = self.model(input_ids=prefix_ids, attention_mask=torch.ones_like(prefix_ids), use_cache=True,
+                                logits_to_keep=1)
+        return kv_cache(output)
+
+    @cached_property
+    def prefix_cache(self) -> PrefixCache:
+        return PrefixCache()
 
     def stopping_criteria(self, stop: tuple[str, ...]) -> StoppingCriteriaList:
         """Built once per stop tuple: StopStringCriteria preprocesses the whole vocabulary
@@ -524,6 +630,37 @@ class HFAdapter:
             raise AdapterInputError(f"layers must be strictly increasing indices in [0, {self.num_layers}), "
                                     f"got {layers}")
         return layers
+
+
+def check_max_batch_tokens(value: Any) -> int | None:
+    """The `max_batch_tokens` option: None (the family default), 0 (no limit) or a positive count."""
+    if value is None:
+        return None
+    try:
+        number = int(str(value))
+    except ValueError:
+        number = -1
+    if number < 0 or isinstance(value, bool):
+        raise ValueError(f"max_batch_tokens={value!r}: expected a token count >= 0 (0: no limit)")
+    return number
+
+
+def token_budget_groups(lengths: Sequence[int], budget: int | None) -> list[list[int]]:
+    """Consecutive prompts (by their token counts) per forward, so that rows x longest row (the
+    left-padded batch) stays within `budget` tokens; a prompt over the budget goes alone. None:
+    one group."""
+    if budget is None:
+        return [list(range(len(lengths)))]
+    groups: list[list[int]] = []
+    longest = 0
+    for i, length in enumerate(lengths):
+        if groups and (len(groups[-1]) + 1) * max(longest, length) <= budget:
+            groups[-1].append(i)
+            longest = max(longest, length)
+        else:
+            groups.append([i])
+            longest = length
+    return groups
 
 
 def kv_cache(output) -> Any:

@@ -62,6 +62,11 @@ class Llava15Adapter(HFAdapter):
         self.grid_side = vision.image_size // vision.patch_size
 
     @property
+    def image_token_cap(self) -> int:
+        """Every image is one grid of grid_side x grid_side tokens (576)."""
+        return self.grid_side**2
+
+    @property
     def image_projector(self) -> torch.nn.Module:
         return self.model.model.multi_modal_projector
 

@@ -184,6 +184,13 @@ class LlavaOnevisionAdapter(HFAdapter):
                              f"({config.vision_aspect_ratio!r}, {(self.crop_side // self.patch_size) ** 2})")
 
     @property
+    def image_token_cap(self) -> int:
+        """The base view and anyres_max_N's N crops' worth of tokens ((1 + 9) x 729 = 7,290 at 7B). Large
+        images come to a little more (2246x1582: 7,325; 8K 16:9: 7,317; newlines and the 1.1 margin of
+        the shrink): the budget stays below vanilla's image on them."""
+        return (1 + self.max_crops) * (self.crop_side // self.patch_size) ** 2
+
+    @property
     def image_projector(self) -> torch.nn.Module:
         """The projector; its output [crops, p*p, hidden] is packed (unpadded, shrunk, newlines
         added) before it enters the sequence."""

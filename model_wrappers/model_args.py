@@ -8,7 +8,9 @@ class receives before any weights are loaded:
   the family's checkpoint), dtype, attn_implementation, device or device_map, and the
   family's processor options (Qwen2.5-VL: min_pixels, max_pixels, defaulting to lmms-eval's
   built-in qwen2_5_vl values so that the vanilla numbers are comparable; LLaVA-1.5:
-  image_aspect=pad|crop, default pad, see `focus_eval.model_wrappers.llava_1_5`);
+  image_aspect=pad|crop, default pad, see `focus_eval.model_wrappers.llava_1_5`), and every
+  family's max_batch_tokens (most tokens per batched existence-check forward: absent, the
+  family's default; 0, no limit; `HFAdapter.batch_token_budget`);
 - FOCUS options: every `FocusConfig` field (and `layers=START-END`) except `dataset` and
   `answer_scheme`, which each question's benchmark sets; values are type-checked against the
   family's configuration. `method=vanilla` answers on the full image through the same class,
@@ -37,7 +39,7 @@ import torch
 from focus_eval.config import FocusConfig, coerce_overrides, load_config
 from focus_eval.model_specs import FocusModelSpec, model_spec
 from focus_eval.model_wrappers import check_device, check_local_checkpoint, default_checkpoint, load_adapter
-from focus_eval.model_wrappers.base import ATTN_IMPLEMENTATIONS, DTYPES
+from focus_eval.model_wrappers.base import ATTN_IMPLEMENTATIONS, DTYPES, check_max_batch_tokens
 from focus_eval.outputs import check_writable_dir
 from focus_eval.tasks.schemas import SCHEMAS
 from focus_eval.tasks.sources import check_local_dataset
@@ -76,6 +78,7 @@ class FocusModelArgs:
 
 
 _LOADING_ARGS = ("pretrained", "dtype", "attn_implementation", "device", "device_map")
+_ADAPTER_ARGS = ("max_batch_tokens",)  # every family's adapter options, passed with the processor's
 _OUTPUT_ARGS = ("save_maps",)
 _LMMS_EVAL_ARGS = ("batch_size", "max_batch_size", "resume_dir")  # and data_<benchmark>
 _VLMEVAL_ARGS = ("max_new_tokens",)
@@ -95,8 +98,8 @@ def _parse(model_name: str, kwargs: dict[str, Any], framework_args: tuple[str, .
            local_data: bool) -> FocusModelArgs:
     spec = model_spec(model_name)
     focus_names = {*FocusConfig.field_names(), "layers"} - DOCUMENT_FIELDS
-    known = {*_LOADING_ARGS, *_OUTPUT_ARGS, *framework_args, *spec.processor_defaults, *spec.processor_choices,
-             *focus_names}
+    known = {*_LOADING_ARGS, *_ADAPTER_ARGS, *_OUTPUT_ARGS, *framework_args, *spec.processor_defaults,
+             *spec.processor_choices, *focus_names}
     unknown = [name for name in kwargs
                if name not in known and not (local_data and name.startswith(DATA_PREFIX))]
     if unknown:
@@ -122,6 +125,11 @@ def _parse(model_name: str, kwargs: dict[str, Any], framework_args: tuple[str, .
                                         for name, default in spec.processor_defaults.items()}
     processor_kwargs.update({name: _choice(model_name, name, kwargs.get(name, choices[0]), choices)
                              for name, choices in spec.processor_choices.items()})
+    if "max_batch_tokens" in kwargs:
+        try:
+            processor_kwargs["max_batch_tokens"] = check_max_batch_tokens(kwargs["max_batch_tokens"])
+        except ValueError as error:
+            raise ValueError(f"{model_name}: {error}") from None
     if processor_kwargs.get("min_pixels", 0) > processor_kwargs.get("max_pixels", float("inf")):
         raise ValueError(f"{model_name}: min_pixels={processor_kwargs['min_pixels']} exceeds "
                          f"max_pixels={processor_kwargs['max_pixels']}")

@@ -68,6 +68,12 @@ class Qwen25VLAdapter(HFAdapter):
         return math.isqrt(max_pixels) // self.block_size * self.block_size
 
     @property
+    def image_token_cap(self) -> int:
+        """max_pixels over one token's 28 x 28 block (16,384 at the processor's default, 2,048 at
+        lmms-eval's max_pixels)."""
+        return self.processor.image_processor.size["longest_edge"] // self.block_size**2
+
+    @property
     def image_projector(self) -> torch.nn.Module:
         """The vision tower: its pooler_output (merger output, window order undone) is what
         the sequence receives."""

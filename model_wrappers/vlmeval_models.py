@@ -122,8 +122,13 @@ class FocusVLM(BaseModel):
         return load_image(sources[0])
 
     def _save_maps(self, name: str, trace, image, final_images) -> None:
-        if self.args.save_maps is not None:
+        """A picture that cannot be written (a full disk) costs a warning, not the run (as in lmms-eval)."""
+        if self.args.save_maps is None:
+            return
+        try:
             save_explanation(trace, image, final_images, self.args.save_maps, name)
+        except OSError as error:
+            logger.warning(f"{name}: picture and trace not saved in {self.args.save_maps}: {error}")
 
     # --- the model ------------------------------------------------------------------------
 

@@ -8,11 +8,17 @@
 In this process (in every rank under torchrun):
 1. Everything the user can get wrong is checked before any work, each problem one line on
    stderr (from rank 0) and exit status 2: the model names, `--model-args` (the lmms-eval
-   models' parser, `parse_vlmeval_model_args`), where VLMEvalKit is (`--vlmevalkit`, else the
-   clone the installed `vlmeval` package lives in: run.py lies beside the package, not in it);
-   then, VLMEvalKit imported (run.py sets each rank's CUDA_VISIBLE_DEVICES when imported, so
-   CUDA is not asked before), the device, the dataset names and, with `--trust-local-data`, the
-   data files.
+   models' parser, `parse_vlmeval_model_args`), `--max-failed-rate`, where VLMEvalKit is
+   (`--vlmevalkit`, else the clone the installed `vlmeval` package lives in: run.py lies beside
+   the package, not in it); then VLMEvalKit is imported (run.py sets each rank's
+   CUDA_VISIBLE_DEVICES when imported, so CUDA is not asked before): an import that fails on
+   torchvision (VLMEvalKit imports it everywhere; PyPI's build does not import beside a CPU
+   torch) or on another missing package is one line saying what to install; then
+   `check_vlmevalkit`: the clone must have everything the plug-in uses (`NEEDED`), which the
+   tested commit TESTED_COMMIT has and older clones lack (the line names the `git checkout`
+   that fixes it); a clone whose hooked files differ from that commit's (`TESTED_FILES`, e.g. a
+   newer head) runs, after one warning line; then the device, the dataset names and, with
+   `--trust-local-data`, the data files.
 2. VLMEvalKit's run.py is imported from that clone and, for this run only: the models join
    its registry `vlmeval.config.supported_VLM` under a name that says the method and the
    arguments (`run_name`): the model's name for FOCUS, its `_focus` replaced by the method
@@ -34,7 +40,9 @@ In this process (in every rank under torchrun):
 5. Rank 0 reads VLMEvalKit's `status.json` and writes `focus_summary.json` into the run
    folder (`<work-dir>/<model>/<eval id>/`), format below, and prints it as a table. Exit
    status 1 when a dataset did not finish (VLMEvalKit itself exits 0), with one line on
-   stderr per dataset; failed questions are counted, not an error of the run.
+   stderr per dataset, or when every question of a dataset failed, or, with
+   `--max-failed-rate RATE`, a larger share than RATE of a dataset's questions (one line for
+   the model); otherwise failed questions are counted, not an error of the run.
 
 focus_summary.json:
     {"framework": "VLMEvalKit", "model": VLMEvalKit's model name, "focus_model": "llava_ov_focus",
@@ -67,13 +75,29 @@ from focus_eval.model_specs import is_focus_model
 from focus_eval.model_wrappers.model_args import FocusModelArgs, parse_vlmeval_model_args, resolve_device
 from focus_eval.model_wrappers.vlmeval_benchmarks import VLMEVAL_DATASETS
 from focus_eval.tasks.common import mean_reported
-from focus_eval.tasks.record import COUNTER_COLUMNS, DocRecord
+from focus_eval.tasks.record import COUNTER_COLUMNS, MAX_FAILED_RATE, DocRecord, failed_questions_problem
 
 PROG = "focus-eval vlmeval"
 SUMMARY_NAME = "focus_summary.json"
 EXACT_MATCHING = "exact_matching"
-NOT_FOUND = ("VLMEvalKit not found: clone the open-compass/VLMEvalKit repository and `pip install -e` it, or pass "
-             "--vlmevalkit PATH_TO_CLONE")
+TESTED_COMMIT = "e8e78f05f3080fe28154f2130321f17951c3be94"  # the VLMEvalKit commit the tests run (Makefile)
+NOT_FOUND = ("VLMEvalKit not found: clone the open-compass/VLMEvalKit repository at the tested commit "
+             f"({TESTED_COMMIT[:8]}) and `pip install -e` it, or pass --vlmevalkit PATH_TO_CLONE")
+# What the plug-in uses of VLMEvalKit: module (run.py is "run") -> names. Older clones lack the run
+# status functions (run.py's upsert_run_status, vlmeval.smp's load_run_status and
+# collect_run_benchmark_report) and the structured {"prediction", "extra_records"} answers.
+NEEDED = {"run": ("main", "infer_data_job", "upsert_run_status"),
+          "vlmeval.inference": ("infer_data", "_is_structured_record"),
+          "vlmeval.smp": ("LMUDataRoot", "collect_run_benchmark_report", "dump", "get_logger", "get_pred_file_path",
+                          "get_rank_and_world_size", "load", "load_run_status"),
+          "vlmeval.config": ("supported_VLM",),
+          "vlmeval.dataset": ("DATASET_CLASSES", "SUPPORTED_DATASETS"),
+          "vlmeval.dataset.video_dataset_config": ("supported_video_datasets",),
+          "vlmeval.vlm.base": ("BaseModel",)}
+# sha256 of the files the launcher hooks, at TESTED_COMMIT: another content is a warning.
+TESTED_FILES = {"run.py": "efe24021e6f5f6ec394eba0f59afc094f897301a2ed31c6a3ba5ba975e148653",
+                "vlmeval/inference.py": "a669883ebc86a1491bc2c4ce17230c558426b53a95b06773c52e0de759211a0f",
+                "vlmeval/smp/status_report.py": "bef6e53a55fd00fe3cf90dcc1de238c6bd6dd47aeee186f82bd3163cb4d0233d"}
 RECORD_COLUMNS = (*COUNTER_COLUMNS, "failed", "error")  # added to VLMEvalKit's prediction file
 
 
@@ -93,11 +117,17 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
     rank = int(os.environ.get("RANK", 0))
     try:
         models = _models(args.model, args.model_args)
+        if args.max_failed_rate is not None and not 0 <= args.max_failed_rate <= 1:
+            raise UserError(f"{MAX_FAILED_RATE} expects a share of a dataset's questions between 0 and 1, got "
+                            f"{args.max_failed_rate:g}")
         run_py = locate_run_py(args.vlmevalkit)
         if args.config or args.api_mode:
             raise UserError("--config and --api-mode build VLMEvalKit's own models; use --model and --data")
         os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no network when litellm is imported
-        run = _import_run_py(run_py)  # imports VLMEvalKit; from here on CUDA may be asked (this rank's GPUs are set)
+        run = import_vlmevalkit(run_py)  # from here on CUDA may be asked (this rank's GPUs are set)
+        changed = check_vlmevalkit(run, run_py.parent)
+        if changed and rank == 0:
+            print(f"{prog}: warning: {changed}", file=sys.stderr)
         _check_devices(models)
         _check_datasets(args.data, args.data_config, args.trust_local_data)
     except UserError as error:
@@ -125,6 +155,11 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
         print(summary_table(summary) + f"\n{prog}: summary in {path}")
         problems += [f"{model.name} x {name}: {entry['error']}" for name, entry in summary["results"].items()
                      if entry["error"]]
+        lost = failed_questions_problem({name: (entry["failed"], entry["questions"])
+                                         for name, entry in summary["results"].items() if entry["failed"] is not None},
+                                        args.max_failed_rate)
+        if lost:
+            problems.append(f"{model.name}: {lost} (the reasons are in the prediction files' `error` column)")
     for problem in problems:
         print(f"{prog}: error: {problem}", file=sys.stderr)
     return 1 if problems else 0
@@ -152,6 +187,9 @@ def _parser(prog: str) -> argparse.ArgumentParser:
                         help="a VLMEvalKit clone (default: the one the installed vlmeval package lives in)")
     parser.add_argument("--trust-local-data", action="store_true",
                         help="use $LMUData/<dataset>.tsv as it is, even when its md5 differs from VLMEvalKit's record")
+    parser.add_argument(MAX_FAILED_RATE, type=float, metavar="RATE",
+                        help="exit status 1 when a larger share than RATE (0-1) of a dataset's questions failed "
+                             "(default: only when every question failed)")
     parser.add_argument("--config", help=argparse.SUPPRESS)
     parser.add_argument("--api-mode", action="store_true", help=argparse.SUPPRESS)
     return parser
@@ -220,11 +258,60 @@ def locate_run_py(clone: str | None) -> Path:
     return run_py
 
 
-def _import_run_py(run_py: Path):
+def import_vlmevalkit(run_py: Path):
+    """VLMEvalKit's run.py as a module (it imports the vlmeval package); UserError, in one line,
+    for an import that fails on a missing package or on torchvision."""
     spec = importlib.util.spec_from_file_location("vlmevalkit_run", run_py)
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as error:
+        raise UserError(_import_problem(error, run_py.parent)) from None
     return module
+
+
+def _import_problem(error: Exception, clone: Path) -> str:
+    """Why VLMEvalKit could not be imported, and what to do, in one line."""
+    import traceback
+
+    cause = f"{type(error).__name__}: {' '.join(str(error).split())}"[:300]
+    torchvision_frames = any("torchvision" in Path(frame.filename).parts
+                             for frame in traceback.extract_tb(error.__traceback__))
+    if getattr(error, "name", None) == "torchvision" or torchvision_frames:
+        state = "is not installed" if isinstance(error, ModuleNotFoundError) else f"does not import here ({cause})"
+        return (f"VLMEvalKit imports torchvision, which {state}: install the torchvision release built for your torch "
+                f"{torch.__version__} (for a CPU torch: pip install torchvision --index-url "
+                "https://download.pytorch.org/whl/cpu)")
+    missing = getattr(error, "name", None)
+    if isinstance(error, ImportError) and missing and not missing.startswith("vlmeval"):
+        return f"VLMEvalKit could not be imported ({cause}): install its requirements (pip install -e {clone})"
+    return (f"VLMEvalKit at {clone} could not be imported ({cause}); focus-eval is tested with its commit "
+            f"{TESTED_COMMIT[:8]}: {_checkout(clone)}")
+
+
+def check_vlmevalkit(run, clone: Path) -> str | None:
+    """UserError when the imported VLMEvalKit lacks something the plug-in uses (NEEDED); the
+    warning when its hooked files differ from the tested commit's (TESTED_FILES), else None."""
+    missing = []
+    for module_name, names in NEEDED.items():
+        try:
+            module = run if module_name == "run" else importlib.import_module(module_name)
+        except ImportError:
+            module = None
+        missing += [f"{module_name}.{name}" for name in names if not hasattr(module, name)]
+    if missing:
+        raise UserError(f"VLMEvalKit at {clone} lacks {', '.join(missing)}, which focus-eval uses: it is older than "
+                        f"the tested commit {TESTED_COMMIT[:8]}; {_checkout(clone)}")
+    changed = [name for name, digest in TESTED_FILES.items()
+               if not (clone / name).is_file() or hashlib.sha256((clone / name).read_bytes()).hexdigest() != digest]
+    if not changed:
+        return None
+    return (f"VLMEvalKit at {clone} is not the tested commit {TESTED_COMMIT[:8]} (changed: {', '.join(changed)}); it has "
+            f"what focus-eval uses, so the run goes on; if it fails: {_checkout(clone)}")
+
+
+def _checkout(clone: Path) -> str:
+    return f"git -C {clone} fetch origin && git -C {clone} checkout {TESTED_COMMIT}"
 
 
 def _check_devices(models: list[Model]) -> None:

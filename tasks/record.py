@@ -43,6 +43,24 @@ COUNTER_COLUMNS = tuple(COUNTER_SOURCES)
 # Per-task failure columns: how many questions failed (a defective row, an image that does not
 # decode, a model error; each is scored wrong) and their fraction of the task's questions.
 FAILURE_COLUMNS = ("failed", "failed_rate")
+MAX_FAILED_RATE = "--max-failed-rate"  # the launchers' option (focus-eval lmms-eval, focus-eval vlmeval)
+
+
+def failed_questions_problem(counts: Mapping[str, tuple[int, int]], max_rate: float | None) -> str | None:
+    """Why a run's failed questions fail the run, in words, or None: every question of a task
+    failed, or, with `max_rate` (MAX_FAILED_RATE), a larger share than that. counts: task or
+    dataset -> (failed questions, questions)."""
+    every = [name for name, (failed, total) in counts.items() if total and failed >= total]
+    over = [name for name, (failed, total) in counts.items()
+            if name not in every and max_rate is not None and total and failed / total > max_rate]
+    parts = []
+    if every:
+        parts.append("every question failed: " + ", ".join(f"{name} {counts[name][1]} of {counts[name][1]}"
+                                                             for name in every))
+    if over:
+        parts.append(f"more questions failed than {MAX_FAILED_RATE} {max_rate:g} allows: "
+                     + ", ".join(f"{name} {counts[name][0]} of {counts[name][1]}" for name in over))
+    return "; ".join(parts) or None
 
 ANSWER_SCHEMES = get_args(get_type_hints(FocusConfig)["answer_scheme"])  # ("generate", "logits")
 

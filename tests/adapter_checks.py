@@ -1,7 +1,8 @@
 """Assertions that every model family's adapter test (tests/test_<family>.py) makes alike."""
 
 import warnings
-from typing import Any, Callable
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -87,11 +88,23 @@ def assert_attention_implementations_agree(load: Callable[[str], Any], image: Im
     torch.testing.assert_close(relevance(first, slice(1, None)), relevance(second, slice(1, None)), atol=atol, rtol=0)
 
 
+@contextmanager
+def one_batch(adapter) -> Iterator[None]:
+    """Within the block, a batched existence check is one forward whatever its tokens (the
+    adapter's token budget off; tests/test_speedups.py checks the budget)."""
+    budget, adapter.max_batch_tokens = adapter.max_batch_tokens, 0
+    try:
+        yield
+    finally:
+        adapter.max_batch_tokens = budget
+
+
 def assert_batched_yes_no_equals_one_by_one(adapter, images, prompts, atol: float = 1e-4) -> torch.Tensor:
     """One batched (left-padded) existence check gives every prompt the logits, hence the Eq. 5
     confidence, it gets alone; its cost is the single calls' summed (padding is not counted).
     Returns the single calls' logits [n, 2]."""
-    batched = adapter.yes_no_logits(images, prompts)
+    with one_batch(adapter):
+        batched = adapter.yes_no_logits(images, prompts)
     singles = [adapter.yes_no_logits([image], [prompt]) for image, prompt in zip(images, prompts, strict=True)]
     single = torch.cat([result.logits for result in singles])  # [n, 2]
     assert batched.logits.shape == (len(prompts), 2)

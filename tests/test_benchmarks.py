@@ -42,38 +42,59 @@ def test_expansion_readings_on_planted_maps_agree_with_table_12():
         assert readings[reading]["at s_max (t=0.7)"] < 0.05 and readings[reading]["changed 0.3 vs 0.7"] > 0.5
 
 
-def test_tiny_run_measures_vanilla_focus_a_prototype_and_the_baselines_side_by_side(bench, tmp_path):
+def test_tiny_run_measures_vanilla_focus_focus_without_the_speedups_and_the_baselines_side_by_side(bench, tmp_path):
     raw = tmp_path / "raw.json"
     lines = bench.main(["--size", "tiny", "--families", "llava_1_5", "--steps", "2", "--image", "448x336",
-                        "--warmup", "0", "--repeats", "1", "--threads", "1", "--prototype", "prompt_lookup",
-                        "--workdir", str(tmp_path), "--json", str(raw)])
+                        "--warmup", "1", "--repeats", "1", "--threads", "1", "--workdir", str(tmp_path),
+                        "--json", str(raw)])
     runs = json.loads(raw.read_text())["llava_1_5"]
-    assert list(runs) == ["vanilla", "FOCUS n=2", "FOCUS n=2 +prompt_lookup", "ZoomEye Depth-5 (4 crops)",
-                          "ViCrop rel-att", "ViCrop grad-att"]
-    (vanilla,), (focus,), (prototype,), (zoomeye,), (rel,), (grad,) = runs.values()
+    assert list(runs) == ["vanilla", "FOCUS n=2", "FOCUS n=2 plain", "ZoomEye Depth-5 (4 crops)", "ViCrop rel-att",
+                          "ViCrop grad-att"]
+    (_, vanilla), (first, focus), (_, plain), (_, zoomeye), (_, rel), (_, grad) = runs.values()
     # vanilla: one answer on the full image, the scripted reply "A" then end-of-sequence
     assert (vanilla["counters"]["fp"], vanilla["counters"]["fp_total"], vanilla["model_calls"]) == (0, 1, 2)
     assert vanilla["answer"] == "A" and vanilla["counters"]["peak_mem_gb"] > 0
-    # FOCUS: the in-context reply names the flag, one prefill, 2 checks in one batch (overrun off), the answer
+    # FOCUS: the in-context reply names the flag, one prefill, 2 checks (overrun off), the answer
     assert focus["target_source"] == "icl" and focus["targets"] == ["flag"] and focus["answer"] == "A"
     counters = focus["counters"]
     assert (counters["fp"], counters["fp_targets"], counters["fp_answer"]) == (3, 1, 1)
-    assert [(name, passes) for name, passes, _, _ in focus["calls"]] == [
+    assert [(name, passes) for name, passes, *_ in focus["calls"]] == [
         ("generate", 1), ("prefill", 1), ("yes_no_logits", 2), ("generate", 1)]
     assert all(counters["seconds"][stage] > 0 for stage in ("targets", "relevance", "ranking", "answer"))
-    assert prototype["outcome"] == focus["outcome"]
+    # the same question without the speed-ups: the same outcome, in more model calls
+    assert bench.same_outcome(focus["outcome"], plain["outcome"]) and counters["flops"] == plain["counters"]["flops"]
+    checks = {name: [calls for call, _, _, calls, _, _ in run["calls"] if call == "yes_no_logits"]
+              for name, run in (("focus", focus), ("plain", plain))}
+    assert checks == {"focus": [2], "plain": [1]}  # a 576-token image per check: one per forward
+    targets = {name: run["calls"][0][4] for name, run in (("first", first), ("focus", focus), ("plain", plain))}
+    assert len(targets["plain"]) == 22  # the scripted reply up to its newline, one call per token
+    assert targets["first"][0] > 400 and targets["first"][1:] == targets["focus"]  # the first builds the prefix cache
+    assert len(targets["focus"]) <= 12 and targets["focus"][0] <= 100
     # the baselines, each with the family's official settings, through the same adapter calls and counters
     assert zoomeye["outcome"]["method"] == "zoomeye" and zoomeye["counters"]["fp"] == zoomeye["counters"]["passes"]["search"]
-    assert zoomeye["counters"]["fp"] == sum(passes for name, passes, _, _ in zoomeye["calls"] if name == "yes_no_logits")
+    assert zoomeye["counters"]["fp"] == sum(passes for name, passes, *_ in zoomeye["calls"] if name == "yes_no_logits")
     for row, fp, bp in ((rel, 2, 0), (grad, 1, 1)):  # one map: rel-att 2 forward passes, grad-att 1 and 1 backward
         assert (row["counters"]["fp"], row["counters"]["bp"], row["counters"]["fp_targets"]) == (fp, bp, 0)
-        assert [(name, passes) for name, passes, _, _ in row["calls"]] == [("last_token_attention", 1)] * fp + [
+        assert [(name, passes) for name, passes, *_ in row["calls"]] == [("last_token_attention", 1)] * fp + [
             ("generate", 1)]
         assert row["final_layout"] == "full+crop"  # ViCrop answers from the full image and its crop
     text = "\n".join(lines)
     assert "target, FOCUS n=2 vs vanilla: wall time < 3.0x" in text
-    assert "answers, counters, maps and crops identical" in text
+    assert "target <= 12 calls: PASS, <= 100 prefill tokens: PASS" in text
+    assert "confidences and crops identical" in text
+    assert "peak GB by call (largest over the timed questions): vanilla answer " in text
+    assert all(call[5] > 0 for call in focus["calls"]) and focus["counters"]["peak_mem_gb"] >= max(
+        call[5] for call in focus["calls"])
     assert list(tmp_path.iterdir()) == [raw]  # checkpoints and logs removed
+
+
+def test_outcomes_compare_floats_to_a_tolerance_and_everything_else_exactly(bench):
+    a = {"answer": "A", "rois": [{"box": [1, 2, 3, 4], "confidence": 0.5}], "order": [1, 0]}
+    assert bench.same_outcome(a, {**a, "rois": [{"box": [1, 2, 3, 4], "confidence": 0.500004}]})
+    assert not bench.same_outcome(a, {**a, "rois": [{"box": [1, 2, 3, 4], "confidence": 0.5001}]})
+    assert not bench.same_outcome(a, {**a, "order": [0, 1]}) and not bench.same_outcome(a, {**a, "answer": "B"})
+    assert not bench.same_outcome(a, {**a, "rois": [{"box": [1, 2, 3, 5], "confidence": 0.5}]})
+    assert not bench.same_outcome({"c": None}, {"c": 0.0}) and not bench.same_outcome(a, {"answer": "A"})
 
 
 @pytest.mark.parametrize("family, billions", [("llava_1_5", 7.06), ("llava_onevision", 8.03), ("qwen2_5_vl", 8.29)])

@@ -441,3 +441,125 @@ def test_a_vlmevalkit_run_without_our_summary_is_read_from_its_status(vlmeval_si
     hr = [r for r in table(tmp_path / "out" / "hrbench4k.csv") if r["metric"] == "overall"]
     assert [int(r["n"]) for r in hr] == [questions["HRBench4K"]]
     assert not (tmp_path / "out" / "hrbench8k.csv").exists()
+
+
+# ---- numbers compare does not believe (hand-edited results files) ------------------------------
+
+def _set(data: dict, path: tuple, value) -> None:
+    for key in path[:-1]:
+        data = data[key]
+    if value is _DELETE:
+        del data[path[-1]]
+    else:
+        data[path[-1]] = value
+
+
+_DELETE = object()
+# run folder -> (field of focus-1's results file, its bad value, the note's end; "" for the table's
+# column that is left out, else the row is left out)
+BAD_FIELDS = {
+    "acc-250": (("results", "vstar", "vstar_overall_acc,none"), 250, "results.vstar vstar_overall_acc,none is 250, "
+                "outside 0-100: left out", ""),
+    "acc-negative": (("results", "vstar", "vstar_overall_acc,none"), -5, "results.vstar vstar_overall_acc,none is -5, "
+                     "outside 0-100: left out", ""),
+    "acc-nan": (("results", "vstar", "vstar_overall_acc,none"), float("nan"), "results.vstar vstar_overall_acc,none is "
+                "nan, not a finite number: left out", ""),
+    "acc-fraction-2.5": (("results", "hrbench4k", "average,none"), 2.5, "results.hrbench4k average,none is 2.5, "
+                         "outside 0-1: left out", ""),
+    "recall-inf": (("results", "vstar", "roi_recall,none"), float("inf"), "results.vstar roi_recall,none is inf, not a "
+                   "finite number: left out", "recall"),
+    "fp-text": (("results", "vstar", "fp,none"), "3.5", "results.vstar fp,none is not a number ('3.5'): left out", "fp"),
+    "failed-text": (("results", "vstar", "failed,none"), "two", "results.vstar failed,none is not a number ('two'): "
+                    "left out", "failed"),
+    "n-text": (("n-samples", "vstar", "effective"), "4", "n-samples.vstar.effective is not a whole number ('4'): left "
+               "out", "n"),
+    "n-missing": (("n-samples", "vstar"), _DELETE, "n-samples.vstar.effective is missing: no question count and no "
+                  "interval for it", "n"),
+}
+
+
+@pytest.fixture(scope="module")
+def bad_numbers(runs, tmp_path_factory):
+    """One compare (--out) of one hand-edited copy of a real results file per BAD_FIELDS entry, and of
+    a VLMEvalKit summary (focus_summary.json's format) with an accuracy above 1 and an infinite fp."""
+    _, _, results = runs
+    root = tmp_path_factory.mktemp("bad_numbers")
+    files = {}
+    for name, (path, value, _, _) in BAD_FIELDS.items():
+        data = json.loads(json.dumps(results["focus-1"]))
+        _set(data, path, value)
+        files[name] = root / name / "20260101_000000_results.json"
+        files[name].parent.mkdir()
+        files[name].write_text(json.dumps(data))  # NaN and Infinity as Python's json writes them
+    summary = {"framework": "VLMEvalKit", "model": "llava_ov_focus", "focus_model": "llava_ov_focus", "model_args": {},
+               "run_dir": "x", "judge": "exact_matching", "results": {
+                   name: {"benchmark": benchmark, "status": "done", "error": None, "prediction_file": None,
+                          "metric": "Overall", "value": value, "metrics": {metric: value}, "questions": 4, "failed": 0,
+                          "failed_rate": 0.0, "fp": fp, "fp_total": 5.0, "tflops": 0.1, "seconds": 1.0,
+                          "peak_mem_gb": 1.0}
+                   for name, benchmark, metric, value, fp in (
+                       ("VStarBench", "vstar", "split=none|Overall", 2.5, 3.0),
+                       ("HRBench4K", "hrbench4k", "cycle=Average|type=all|accuracy", 0.5, float("inf")))}}
+    files["vlmeval"] = root / "vlmeval" / "llava_ov_focus" / "T1" / "focus_summary.json"
+    files["vlmeval"].parent.mkdir(parents=True)
+    files["vlmeval"].write_text(json.dumps(summary))
+    done = compare([*files, "--out", "out"], root)
+    return done, root / "out", files
+
+
+def shown(out: Path, source: str, benchmark: str = "vstar") -> dict | None:
+    return next((r for r in table(out / f"{benchmark}.csv") if r["source"] == source and r["metric"] == "overall"),
+                None)
+
+
+def plotted(out: Path, source: str, axis: str, benchmark: str = "vstar") -> bool:
+    return any(p["source"] == source for p in table(out / f"{benchmark}_{axis}.points.csv"))
+
+
+@pytest.mark.parametrize("name", BAD_FIELDS)
+def test_a_number_compare_cannot_believe_is_left_out_with_a_note(name, bad_numbers, runs):
+    done, out, files = bad_numbers
+    path, _, note, column = BAD_FIELDS[name]
+    benchmark = path[1]
+    line = f"{files[name].relative_to(files[name].parent.parent)}: {note}"  # the file as compare found it
+    assert done.returncode == 1 and f"focus-eval compare: not compared: {line}\n" in done.stderr
+    assert f"- not compared: {line}\n" in done.stdout and f"- not compared: {line}\n" in (out / "compare.md").read_text()
+    row = shown(out, name, benchmark)
+    if not column:  # the accuracy: no row, no point, no cell in the printed table
+        assert row is None and not plotted(out, name, "fp", benchmark) and not plotted(out, name, "tflops", benchmark)
+        section = done.stdout.split(f"## {'V*Bench' if benchmark == 'vstar' else 'HRBench-4K'} (")[1].split("\n## ")[0]
+        assert f"| {name} |" not in section and "| n-text |" in section  # another edited run's row is there
+        return
+    good = shown(out, "acc-fraction-2.5")  # its V*Bench numbers are those of the unedited file
+    assert good[column] not in ("", "n/a")
+    assert row[column] in ("", "n/a") and float(row["accuracy"]) == float(good["accuracy"])  # the rest of the row stays
+    assert plotted(out, name, "fp") == (column != "fp") and plotted(out, name, "tflops")
+    if column == "n":
+        assert row["ci_low"] == row["ci_high"] == ""  # no count, no interval
+
+
+def test_vlmevalkit_summary_numbers_are_checked_too(bad_numbers):
+    done, out, files = bad_numbers
+    for line in ("results.VStarBench.metrics split=none|Overall is 2.5, outside 0-1: left out",
+                 "results.HRBench4K fp is inf, not a finite number: left out"):
+        assert f"focus-eval compare: not compared: {files['vlmeval']}: {line}\n" in done.stderr
+    assert shown(out, "vlmeval") is None
+    hrbench = shown(out, "vlmeval", "hrbench4k")
+    assert (float(hrbench["accuracy"]), hrbench["fp"], float(hrbench["fp_total"])) == (50.0, "n/a", 5.0)
+    assert not plotted(out, "vlmeval", "fp", "hrbench4k") and plotted(out, "vlmeval", "tflops", "hrbench4k")
+
+
+def test_a_malformed_results_file_or_out_folder_is_one_line(runs, tmp_path):
+    _, _, results = runs
+    data = json.loads(json.dumps(results["focus-1"]))
+    data["config"] = ["not", "an", "object"]
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "20260101_000000_results.json").write_text(json.dumps(data))
+    (tmp_path / "a_file").write_text("")
+    cases = [(["run"], f"run/20260101_000000_results.json: 'config' is not an object (['not', 'an', 'object'])"),
+             # --out is checked before any run is read: "nowhere" does not exist
+             (["nowhere", "--out", "a_file/out"], "--out: cannot write into a_file/out: Not a directory")]
+    for arguments, line in cases:
+        done = compare(arguments, tmp_path)
+        assert (done.returncode, done.stdout, done.stderr) == (2, "", f"focus-eval: error: {line}\n")
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["a_file", "run"]

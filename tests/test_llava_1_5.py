@@ -15,6 +15,7 @@ from adapter_checks import (
     assert_cost_matches_measured,
     assert_planted_target_found,
     noise_image,
+    one_batch,
 )
 from focus_eval.model_wrappers.base import AdapterInputError
 from focus_eval.config import load_config
@@ -263,7 +264,8 @@ def test_one_forward_and_one_logit_row_cache_only_for_the_prefill(adapter):
     head_hook = adapter.model.lm_head.register_forward_pre_hook(lambda m, args: rows.append(args[0].shape[:2]))
     try:
         adapter.prefill(noise_image(90, 60), PROMPT.format("cat"), "cat", [0, 1])
-        adapter.yes_no_logits([noise_image(90, 60)] * 2, [PROMPT.format("cat"), PROMPT.format("dog")])
+        with one_batch(adapter):
+            adapter.yes_no_logits([noise_image(90, 60)] * 2, [PROMPT.format("cat"), PROMPT.format("dog")])
     finally:
         forward_hook.remove()
         head_hook.remove()

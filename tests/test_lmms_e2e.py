@@ -416,6 +416,7 @@ def test_setup_errors_exit_2_with_one_line_each_before_any_model_loads(tiny, tin
         ({"model_args": good, "output_path": str(blocker / "out")},
          f"--output_path: cannot write into {blocker}/out: Not a directory"),
         ({"model_args": good, "tasks": None}, "no --tasks given"),
+        ({"model_args": good, "limit": 0}, "--limit 0 asks no question; give a number of questions per task"),
     ]
     base = {"model": FOCUS_MODEL, "tasks": "vstar", "output_path": str(tmp_path / "out")}
     done = run_launcher(launcher_config(tmp_path, [{**base, **entry} for entry, _ in runs]), cli_env(tmp_path), tmp_path)
@@ -427,6 +428,7 @@ def test_setup_errors_exit_2_with_one_line_each_before_any_model_loads(tiny, tin
     assert all(f" {name}," in lines[0] for name in ("n_steps", "pretrained", "resume_dir", "save_maps"))
     output = done.stdout + done.stderr
     assert "Traceback" not in output and "loaded" not in output and not list(tmp_path.rglob("*_results.json"))
+    assert not (tmp_path / "out").exists()  # --output_path is checked, not created, for runs that never start
 
 
 def test_failures_during_the_evaluation_exit_1_with_the_traceback_in_the_log(tiny, tiny_checkpoint, tmp_path):
@@ -457,3 +459,24 @@ def test_failures_during_the_evaluation_exit_1_with_the_traceback_in_the_log(tin
     assert f"vstar doc 1: picture and trace not saved in {maps}" in done.stdout
     assert sorted(path.name for path in maps.glob("*.png")) == ["vstar_0.png", "vstar_1.png", "vstar_2.png"]
     assert (maps / "vstar_1.png").is_dir() and (maps / "vstar_2.json").is_file()
+
+
+def test_runs_that_lost_too_many_questions_exit_1_with_one_line_each(tiny, tiny_checkpoint, tmp_path):
+    """Every question of a task failed (--offset 4 asks only the tiny vstar's two defective rows), or,
+    with --max-failed-rate, a larger share than allowed (2 of 3): exit 1, one line per such run
+    naming the first reason; a run within the rate (2 of 4) only warns."""
+    common = {"model": FOCUS_MODEL, "tasks": "vstar", "gen_kwargs": "max_new_tokens=4", "log_samples": True,
+              "model_args": f"pretrained={tiny_checkpoint(FOCUS_FAMILY)},data_vstar={tiny['vstar']},"
+                            "target_max_new_tokens=4"}
+    runs = [{**common, "offset": offset, "output_path": str(tmp_path / f"offset{offset}")} for offset in (4, 3, 2)]
+    done = run_launcher([*launcher_config(tmp_path, runs), "--max-failed-rate", "0.5"], cli_env(tmp_path), tmp_path)
+    reason = "the first reason: ImageLoadError: "
+    assert done.returncode == 1
+    first, second, warning = error_lines(done.stderr)
+    assert first.startswith(f"focus-eval: error: run 1 of 3 (evaluation): every question failed: vstar 2 of 2 "
+                            f"(metric `failed`; {reason}")
+    assert second.startswith("focus-eval: error: run 2 of 3 (evaluation): more questions failed than "
+                             f"--max-failed-rate 0.5 allows: vstar 2 of 3 (metric `failed`; {reason}")
+    assert warning == ("focus-eval: warning: questions failed and were scored wrong: vstar 2 of 4 (metric `failed`; the "
+                       "reasons are in the log and the samples)")
+    assert "Traceback" not in done.stderr and len(list(tmp_path.rglob("*_results.json"))) == 3

@@ -75,6 +75,7 @@ def test_valid_args_are_typed_and_configs_follow_table7(tmp_path):
     ({"data_vstar_logits": "/x"}, "unknown benchmark in 'data_vstar_logits'"),
     ({"min_pixels": 1000}, "unknown model argument 'min_pixels'"),  # a Qwen2.5-VL processor option
     ({"image_aspect": "crop"}, "unknown model argument 'image_aspect'"),  # a LLaVA-1.5 adapter option
+    ({"max_batch_tokens": -5}, "llava_ov_focus: max_batch_tokens=-5: expected a token count >= 0"),
     ({"device": "cpu", "device_map": "auto"}, "give device or device_map, not both"),
     ({"save_maps": True}, "save_maps=True: expected a name or path"),
     ({"pretrained": "/no/such/checkpoint"}, "llava_ov_focus: no such model folder: /no/such/checkpoint"),
@@ -143,6 +144,10 @@ def test_loading_outputs_and_processor_args():
     assert small == {"min_pixels": 3136, "max_pixels": 50176}
     with pytest.raises(ValueError, match="min_pixels=200704 exceeds max_pixels=1000"):
         parse_model_args("qwen2_5_vl_focus", max_pixels=1000)
+    # every family's adapter option, given to the loader with the processor's (absent: the family's default)
+    assert parse_model_args("llava_ov_focus", max_batch_tokens="4096").processor_kwargs == {"max_batch_tokens": 4096}
+    assert parse_model_args("llava_1_5_focus", max_batch_tokens=0).processor_kwargs == {"image_aspect": "pad",
+                                                                                        "max_batch_tokens": 0}
 
 
 def test_llava_1_5_image_aspect_defaults_to_pad():
@@ -401,4 +406,4 @@ def test_save_maps_and_resume_dir_must_be_writable_folders(tmp_path):
             parse_model_args("llava_ov_focus", **{name: str(blocker)})
     assert parse_model_args("llava_ov_focus", save_maps=str(tmp_path / "new" / "maps")).save_maps == str(
         tmp_path / "new" / "maps")
-    assert (tmp_path / "new" / "maps").is_dir() and not list((tmp_path / "new" / "maps").iterdir())
+    assert not (tmp_path / "new").exists()  # checked, not created: its first picture creates it

@@ -5,9 +5,11 @@ import pytest
 from focus_eval.outputs import MAX_STEM_CHARS, OutputLocationError, check_writable_dir, safe_stem
 
 
-def test_a_writable_folder_is_created_and_left_empty(tmp_path):
-    folder = check_writable_dir(tmp_path / "a" / "b")
-    assert folder.is_dir() and list(folder.iterdir()) == []
+def test_a_writable_folder_is_checked_without_creating_anything(tmp_path):
+    assert check_writable_dir(tmp_path / "a" / "b") == tmp_path / "a" / "b"
+    (tmp_path / "here").mkdir()
+    assert check_writable_dir(tmp_path / "here") == tmp_path / "here"
+    assert [path.name for path in tmp_path.rglob("*")] == ["here"] and not list((tmp_path / "here").iterdir())
 
 
 def test_unwritable_locations_are_named(tmp_path):
@@ -15,8 +17,9 @@ def test_unwritable_locations_are_named(tmp_path):
     blocker.write_text("")
     with pytest.raises(OutputLocationError, match=f"^{blocker} exists and is not a folder$"):
         check_writable_dir(blocker)
-    with pytest.raises(OutputLocationError, match=f"^cannot write into {blocker}/sub: Not a directory$"):
-        check_writable_dir(blocker / "sub")
+    for below in (blocker / "sub", blocker / "sub" / "deeper"):
+        with pytest.raises(OutputLocationError, match=f"^cannot write into {below}: Not a directory$"):
+            check_writable_dir(below)
 
 
 def test_safe_stems():

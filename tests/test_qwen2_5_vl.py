@@ -17,6 +17,7 @@ from adapter_checks import (
     assert_cost_matches_measured,
     assert_planted_target_found,
     noise_image,
+    one_batch,
 )
 from focus_eval.config import load_config
 from focus_eval.model_wrappers import load_adapter
@@ -193,7 +194,8 @@ def test_every_call_passes_all_processor_outputs(adapter):
         "generate": lambda: adapter.generate(images, "Describe the image.", 2),
     }
     for name, call in calls.items():
-        seen = _forward_kwargs(adapter, call)
+        with one_batch(adapter):
+            seen = _forward_kwargs(adapter, call)
         first = seen[0]  # generate: the prompt step
         assert first.get("mm_token_type_ids") is not None, name
         if name != "generate":  # generate computes positions and image features before its first step

@@ -15,6 +15,7 @@ counters; an unknown dataset, a missing data file or bad input stop with one lin
 non-zero exit status.
 """
 
+import importlib.util
 import json
 import shutil
 import subprocess
@@ -31,6 +32,7 @@ from focus_eval.tasks.record import COUNTER_COLUMNS, DocRecord, FocusQuestion
 from vlmeval_e2e import DATASETS, SCALE, TASKS, VLMEVAL_PYTHON, finish, focus_args, needs_vlmevalkit, run_vlmeval
 
 TIMING = ("seconds", "total_seconds", "peak_mem_gb")  # measured, not computed: differ between runs
+PROG = "python -m focus_eval.vlmeval"  # the name its lines carry in the VLMEvalKit runs (tests/vlmeval_cpu.py)
 
 
 def as_vlmevalkit_loads(key: str, row: dict) -> dict:
@@ -184,17 +186,63 @@ def test_baseline_options_pass_the_one_parser():
     (["--model", "llava_ov_focus", "--data", "VStarBench", "--vlmevalkit", "/no/clone"],
      "--vlmevalkit /no/clone: not a VLMEvalKit clone"),
 ])
-def test_bad_input_is_one_line_before_vlmevalkit(argv, message, capsys):
-    """This environment has no VLMEvalKit: each problem is found before it would be needed."""
+def test_bad_input_is_one_line_before_vlmevalkit(argv, message, capsys, monkeypatch):
+    """Each problem is found before VLMEvalKit would be needed (as if it were not installed here)."""
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *rest: None if name == "vlmeval" else
+                        find_spec(name, *rest))
     assert vlmeval_run.main(argv) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("focus-eval vlmeval: error: ") and message in err, err
 
 
-def test_console_script_subcommand(tmp_path):
+# A folder shaped like a VLMEvalKit clone (run.py beside the vlmeval package): an older VLMEvalKit has
+# neither the run status functions nor the structured answers; another imports torchvision at once.
+OLDER_VLMEVALKIT = {
+    "run.py": "from vlmeval.smp import dump, load\ndef main(): pass\ndef infer_data_job(*args, **kwargs): pass\n",
+    "vlmeval/__init__.py": "",
+    "vlmeval/inference.py": "def infer_data(*args, **kwargs): pass\n",
+    "vlmeval/smp.py": "".join(f"def {name}(*args, **kwargs): pass\n" for name in (
+        "LMUDataRoot", "dump", "get_logger", "get_pred_file_path", "get_rank_and_world_size", "load")),
+    "vlmeval/config.py": "supported_VLM = {}\n",
+    "vlmeval/dataset/__init__.py": "DATASET_CLASSES, SUPPORTED_DATASETS = [], []\n",
+    "vlmeval/dataset/video_dataset_config.py": "supported_video_datasets = {}\n",
+    "vlmeval/vlm/__init__.py": "",
+    "vlmeval/vlm/base.py": "class BaseModel: pass\n",
+}
+TORCHVISION_VLMEVALKIT = {"run.py": "import vlmeval\n",  # `import torchvision` failing, whether or not it is here
+                          "vlmeval/__init__.py": "raise ModuleNotFoundError(\"No module named 'torchvision'\", "
+                                                 "name='torchvision')\n"}
+
+
+def write_files(root: Path, files: dict[str, str]) -> Path:
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    return root
+
+
+@pytest.mark.parametrize("files, line", [
+    (OLDER_VLMEVALKIT, "VLMEvalKit at {clone} lacks run.upsert_run_status, vlmeval.inference._is_structured_record, "
+                       "vlmeval.smp.collect_run_benchmark_report, vlmeval.smp.load_run_status, which focus-eval uses: "
+                       "it is older than the tested commit e8e78f05; git -C {clone} fetch origin && git -C {clone} "
+                       "checkout e8e78f05f3080fe28154f2130321f17951c3be94"),
+    (TORCHVISION_VLMEVALKIT, "VLMEvalKit imports torchvision, which is not installed: install the torchvision release "
+                             "built for your torch {torch} (for a CPU torch: pip install torchvision --index-url "
+                             "https://download.pytorch.org/whl/cpu)"),
+], ids=["older VLMEvalKit", "no torchvision"])
+def test_a_vlmevalkit_that_cannot_serve_is_one_line_before_any_work(files, line, tmp_path):
+    """Through the console script (the real VLMEvalKit without torchvision:
+    test_unknown_dataset_and_missing_data_stop_with_one_line)."""
+    import torch
+
+    clone = write_files(tmp_path / "VLMEvalKit", files)
     done = subprocess.run([str(Path(sys.executable).with_name("focus-eval")), "vlmeval", "--model", "llava_ov_focus",
-                           "--data", "VStarBench"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
-    assert (done.returncode, done.stderr) == (2, f"focus-eval vlmeval: error: {vlmeval_run.NOT_FOUND}\n")
+                           "--data", "VStarBench", "--vlmevalkit", str(clone), "--work-dir", str(tmp_path / "out")],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    expected = line.format(clone=clone, torch=torch.__version__)
+    assert (done.returncode, done.stderr) == (2, f"focus-eval vlmeval: error: {expected}\n")
+    assert not (tmp_path / "out").exists()
 
 
 # ---- end to end: the real VLMEvalKit ---------------------------------------------------------
@@ -302,11 +350,16 @@ def test_answers_counters_and_prompts_equal_the_lmms_eval_run(single):
 
 @needs_vlmevalkit
 def test_two_processes_give_the_records_of_one(single, setup):
+    """Also: a picture that cannot be written is a warning, and the run goes on."""
     root, env, checkpoint = setup
-    code, out, err = run_vlmeval(focus_args(checkpoint, root / "two"), env, root, processes=2)
+    maps = root / "two_maps"
+    (maps / "VStarBench_1.png").mkdir(parents=True)  # a folder where a picture must go
+    code, out, err = run_vlmeval(focus_args(checkpoint, root / "two", maps=maps), env, root, processes=2)
     assert code == 0, err[-3000:]
     two, (one, _, _, _) = Run(root / "two", out + err), single
     assert (out + err).count("loaded llava_onevision checkpoint") == 2  # one model per rank
+    assert f"VStarBench_1: picture and trace not saved in {maps}: " in out + err
+    assert (maps / "VStarBench_1.png").is_dir() and (maps / "VStarBench_2.png").is_file()
     for name in DATASETS:
         assert {i: comparable(r) for i, r in two.records(name).items()} == \
                {i: comparable(r) for i, r in one.records(name).items()}
@@ -315,12 +368,18 @@ def test_two_processes_give_the_records_of_one(single, setup):
 
 @needs_vlmevalkit
 def test_reuse_recomputes_nothing_and_keeps_the_counters(single, setup):
+    """Also: with --max-failed-rate below the share of the defective rows, the run exits 1 with one line."""
     root, env, checkpoint = setup
     run, maps, _, _ = single
     work_dir = root / "reuse"  # a copy: the shared run stays as it is
     shutil.copytree(run.run_dir.parent.parent, work_dir, symlinks=True)
-    code, out, err = run_vlmeval(focus_args(checkpoint, work_dir, "--reuse", maps=maps), env, root)
-    assert code == 0, err[-3000:]
+    code, out, err = run_vlmeval(focus_args(checkpoint, work_dir, "--reuse", "--max-failed-rate", "0.1", maps=maps),
+                                 env, root)
+    counts = ", ".join(f"{name} 2 of {entry['questions']}" for name, entry in run.summary["results"].items())
+    lines = [line for line in err.splitlines() if "focus_eval.vlmeval: error: " in line]
+    assert code == 1 and lines == [f"{PROG}: error: {run.summary['model']}: more questions failed than "
+                                   f"--max-failed-rate 0.1 allows: {counts} (the reasons are in the prediction "
+                                   "files' `error` column)"], err[-3000:]
     assert "loaded llava_onevision checkpoint" not in out + err
     first, again = (json.loads(path.read_text()) for path in sorted(work_dir.rglob(vlmeval_run.SUMMARY_NAME)))
     assert first == run.summary and again["run_dir"] != first["run_dir"]
@@ -339,20 +398,44 @@ def test_unknown_dataset_and_missing_data_stop_with_one_line(setup):
     no_network.pop("no_proxy", None), no_network.pop("NO_PROXY", None)
     origin = subprocess.run([VLMEVAL_PYTHON, "-c", "import importlib.util; print(importlib.util.find_spec('vlmeval').origin)"],
                             capture_output=True, text=True, check=True).stdout.strip()
-    clone = Path(origin).parent.parent  # the snapshot's clone: one case names it with --vlmevalkit
-    cases = [  # (arguments, environment, exit status, the line)
-        (["--model", "llava_ov_focus", "--data", "VStarBench", "VStarBenchX", "--vlmevalkit", str(clone)], env, 2,
-         "error: unknown VLMEvalKit dataset 'VStarBenchX' (FOCUS's benchmarks there: VStarBench, HRBench4K"),
+    newer = root / "newer" / "VLMEvalKit"  # the snapshot's clone with another run.py, named with --vlmevalkit
+    shutil.copytree(Path(origin).parent.parent, newer)
+    with (newer / "run.py").open("a") as handle:
+        handle.write("\n# a later commit\n")
+    only_failures = root / "only_failures_LMUData"  # VStarBench's two defective rows alone
+    import pandas as pd
+
+    pd.read_csv(vb.write_tiny_tsv("VStarBench", only_failures, scale=SCALE, bad_rows=True), sep="\t").iloc[-2:].to_csv(
+        only_failures / "VStarBench.tsv", sep="\t", index=False)
+    cases = [  # (arguments, environment, exit status, the line, whether through tests/vlmeval_cpu.py)
+        (["--model", "llava_ov_focus", "--data", "VStarBench", "VStarBenchX", "--vlmevalkit", str(newer)], env, 2,
+         "error: unknown VLMEvalKit dataset 'VStarBenchX' (FOCUS's benchmarks there: VStarBench, HRBench4K", True),
         (["--model", "llava_ov_focus", "--data", "VStarBench", "--model-args", "device=cuda:0"], env, 2,
-         "error: llava_ov_focus: device='cuda:0', but CUDA is not available; use device=cpu"),
+         "error: llava_ov_focus: device='cuda:0', but CUDA is not available; use device=cpu", True),
         (["--model", "llava_ov_focus", "--data", "HRBench8K", "--trust-local-data"], {**env, "LMUData": str(empty)}, 2,
-         f"error: HRBench8K: no data file {empty / 'HRBench8K.tsv'} (VLMEvalKit reads $LMUData/<dataset>.tsv)"),
+         f"error: HRBench8K: no data file {empty / 'HRBench8K.tsv'} (VLMEvalKit reads $LMUData/<dataset>.tsv)", True),
         (["--model", "llava_ov_focus", "--data", "HRBench4K", "--model-args", f"pretrained={checkpoint}",
           "--work-dir", str(root / "missing")], no_network, 1,
-         f"x HRBench4K: no data file {empty / 'HRBench4K.tsv'}, and VLMEvalKit could not get it: "),
+         f"x HRBench4K: no data file {empty / 'HRBench4K.tsv'}, and VLMEvalKit could not get it: ", True),
+        (["--model", "llava_ov_focus", "--data", "VStarBench", "--model-args", f"pretrained={checkpoint}",
+          "--trust-local-data", "--work-dir", str(root / "only_failures")], {**env, "LMUData": str(only_failures)}, 1,
+         "error: llava_ov_focus-", True),
+        (["--model", "llava_ov_focus", "--data", "VStarBench"], env, 2,  # VLMEvalKit as it is, without the stand-in
+         "error: VLMEvalKit imports torchvision, which is not installed: install the torchvision release built for "
+         "your torch ", False),
     ]
-    processes = [run_vlmeval(args, case_env, root, wait=False) for args, case_env, _, _ in cases]
-    for process, (_, _, status, line) in zip(processes, cases):
+    processes = [run_vlmeval(args, case_env, root, wait=False, stand_in=stand_in)
+                 for args, case_env, _, _, stand_in in cases]
+    outputs = []
+    for process, (_, _, status, line, _) in zip(processes, cases):
         code, out, err = finish(process)
         errors = [text for text in err.splitlines() if "focus_eval.vlmeval: error: " in text]
         assert code == status and len(errors) == 1 and line in errors[0], (line, err[-2000:])
+        assert status == 1 or "Traceback" not in err, err[-3000:]  # VLMEvalKit's own log has its tracebacks
+        outputs.append((errors[0], err))
+    assert outputs[-2][0].endswith(": every question failed: VStarBench 2 of 2 (the reasons are in the prediction "
+                                   "files' `error` column)")
+    warnings = [text for text in outputs[0][1].splitlines() if "focus_eval.vlmeval: warning: " in text]
+    assert warnings == [f"{PROG}: warning: VLMEvalKit at {newer} is not the tested commit e8e78f05 (changed: "
+                        "run.py); it has what focus-eval uses, so the run goes on; if it fails: git -C "
+                        f"{newer} fetch origin && git -C {newer} checkout e8e78f05f3080fe28154f2130321f17951c3be94"]

@@ -28,7 +28,7 @@ TESTS_DIR = Path(__file__).resolve().parent
 SCALE = 0.05
 DATASETS = tuple(vb.VLMEVAL_DATASETS)  # VStarBench HRBench4K HRBench8K MME-RealWorld-Lite
 TASKS = {key: key for key in vb.VLMEVAL_DATASETS.values()}  # our lmms-eval task of each benchmark
-VLMEVAL_PYTHON = os.environ.get("FOCUS_VLMEVAL_PYTHON") and os.path.abspath(os.environ["FOCUS_VLMEVAL_PYTHON"])
+VLMEVAL_PYTHON = os.path.abspath(os.environ["FOCUS_VLMEVAL_PYTHON"]) if os.environ.get("FOCUS_VLMEVAL_PYTHON") else None
 needs_vlmevalkit = pytest.mark.skipif(VLMEVAL_PYTHON is None, reason="FOCUS_VLMEVAL_PYTHON not set (make test sets "
                                       "it after `make vlmeval-env`)")
 MODEL_ARGS = "target_max_new_tokens=8,max_new_tokens=8"  # short replies: the tiny model's are gibberish
@@ -82,9 +82,13 @@ def focus_args(checkpoint, work_dir: Path, *extra: str, maps: Path | None = None
             "--trust-local-data", *extra]
 
 
-def run_vlmeval(args: list[str], env: dict, cwd: Path, processes: int = 1, wait: bool = True):
+def run_vlmeval(args: list[str], env: dict, cwd: Path, processes: int = 1, wait: bool = True,
+                stand_in: bool = True):
+    """`python -m focus_eval.vlmeval ARGS` in VLMEvalKit's environment, through tests/vlmeval_cpu.py's
+    torchvision stand-in unless `stand_in` is False."""
     launcher = [] if processes == 1 else ["-m", "torch.distributed.run", "--nproc-per-node", str(processes)]
-    command = [VLMEVAL_PYTHON, *launcher, str(TESTS_DIR / "vlmeval_cpu.py"), *args]
+    entry = [str(TESTS_DIR / "vlmeval_cpu.py")] if stand_in else ["-m", "focus_eval.vlmeval"]
+    command = [VLMEVAL_PYTHON, *launcher, *entry, *args]
     process = subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     return finish(process) if wait else process
 

@@ -31,7 +31,7 @@ unreadable image or questions file, an --out that is not a writable folder, a mo
 cannot be loaded), reported as one line on stderr.
 
 `focus-eval lmms-eval ARGS` runs lmms-eval's command line with ARGS as they are and an exit
-status that tells whether it worked (focus_eval.model_wrappers.lmms_launcher).
+status that tells whether it worked (focus_eval.lmms, focus_eval.model_wrappers.lmms_launcher).
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ class _Parser(argparse.ArgumentParser):
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["lmms-eval"]:  # every further argument is lmms-eval's
-        from focus_eval.model_wrappers.lmms_launcher import main as lmms_eval_main
+        from focus_eval.lmms import main as lmms_eval_main
 
         return lmms_eval_main(argv[1:])
     if argv[:1] == ["vlmeval"]:  # its options pass through to VLMEvalKit's run.py: a parser of its own

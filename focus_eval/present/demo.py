@@ -8,8 +8,9 @@
    (`focus_eval.model_wrappers.tiny`) and tiny copies of the benchmarks in their real column
    schemas (`focus_eval.tasks.tiny_data`); its accuracy means nothing.
 2. Runs lmms-eval's command line once with a two-run `--config`: the FOCUS model, and the same
-   model with `method=vanilla` (full image, same counters), through `focus-eval lmms-eval`
-   (lmms-eval's own CLI with an honest exit status; lmms-eval 0.7.3 exits 0 after errors).
+   model with `method=vanilla` (full image, same counters), through `python -m focus_eval.lmms`
+   (= `focus-eval lmms-eval`: lmms-eval's own CLI with an honest exit status; lmms-eval 0.7.3
+   exits 0 after errors).
    FOCUS also saves one picture per question (`save_maps`).
 3. Prints lmms-eval's results tables and a side-by-side summary: each task's headline
    accuracy, forward passes (search and total), TFLOPs, seconds and peak memory per question,
@@ -129,7 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     config.write_text(yaml.safe_dump([_run(spec.model_id, method, checkpoint, data, tasks, args.limit, out, options)
                                       for method in METHODS], sort_keys=False))
     log = out / "lmms-eval.log"
-    command = [str(Path(sys.executable).with_name("focus-eval")), "lmms-eval", "--config", str(config)]
+    # `python -m`, not the focus-eval script: that may not lie beside this python (pip install --user)
+    command = [sys.executable, "-m", "focus_eval.lmms", "--config", str(config)]
     print(f"\nRunning lmms-eval on {', '.join(tasks)} with FOCUS and vanilla (one run each, see {config}):\n  "
           + " ".join(command) + f"\nAbout a minute on 2 CPU cores; follow it with: tail -f {log}", flush=True)
     env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TRANSFORMERS_OFFLINE="1")

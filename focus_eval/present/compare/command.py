@@ -16,9 +16,11 @@ benchmark <benchmark>_fp.png and <benchmark>_tflops.png with <name>.points.csv (
 --title adds a line to every plot title.
 
 Exit status: 0 everything compared; 1 compared, but something in the runs was not (a task of
-no known benchmark, an unknown metric, an accuracy that is not a number, a dataset VLMEvalKit did
-not finish; listed on stderr and in the notes); 2 bad usage or input (a RUN without results, an unreadable results file, an
-unknown MODELS name), one line on stderr.
+no known benchmark, an unknown metric, a dataset VLMEvalKit did not finish, a number that is not
+a number, not finite or outside its field's range, a missing question count: runs.py; listed on
+stderr and in the notes); 2 bad usage or input, one line on stderr: a RUN without results, an
+unreadable or malformed results file, an unknown MODELS name, an --out that is not a writable
+folder (checked before any run is read, and nothing is created then).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import csv
 import sys
 from pathlib import Path
 
+from focus_eval.outputs import check_writable_dir
 from focus_eval.present.compare.names import BENCHMARKS
 from focus_eval.present.compare.published import COLUMNS, paper_models, published_rows, published_text
 from focus_eval.present.compare.runs import CompareError, read_runs
@@ -67,6 +70,11 @@ def run(args: argparse.Namespace) -> int:
 
     from focus_eval.present.compare.report import build_report, paper_rows
 
+    if args.out:
+        try:
+            check_writable_dir(args.out)
+        except ValueError as error:
+            raise CompareError(f"--out: {error}") from None
     data = read_runs(args.runs)
     if not data.rows:
         raise CompareError("nothing to compare: " + "; ".join(data.not_compared or ["the runs hold no accuracy"]))
@@ -84,7 +92,10 @@ def run(args: argparse.Namespace) -> int:
     text = report.markdown()
     print(text, end="")
     if args.out:
-        _write(report, text, Path(args.out), args.title)
+        try:
+            _write(report, text, Path(args.out), args.title)
+        except OSError as error:  # checked writable above; a full disk, say
+            raise CompareError(f"--out: cannot write {error.filename or args.out}: {error.strerror or error}") from None
     for line in data.not_compared:
         print(f"focus-eval compare: not compared: {line}", file=sys.stderr)
     return 1 if data.not_compared else 0

@@ -3,10 +3,17 @@
 A RUN argument is an output folder or a results file of an evaluation framework. Each
 framework has a `RunReader` that finds its results files under a path and turns one into rows
 (`READERS`: lmms-eval, VLMEvalKit). Readers never drop anything silently: what they cannot
-compare (a task of no known benchmark, an unknown metric, an accuracy that is not a number, a
-dataset that did not finish) is listed in `not_compared`; an accuracy that is N/A (no question
-of its category evaluated) is a note. The model, method, setting and options of a run of our
-FOCUS models come from its model arguments the same way in both (`_identity`).
+compare (a task of no known benchmark, an unknown metric, a dataset that did not finish) is
+listed in `not_compared`; an accuracy that is N/A (no question of its category evaluated) is a
+note. Readers believe no number: every number they read (`_checked`) must be a finite number
+(not a bool, not a string) within its field's range: accuracies 0-100 percent (0-1 where the
+framework writes fractions), recall 0-1, counters and failure counts >= 0, question counts
+integers >= 0; one that is not is left out (a bad accuracy: its row; a bad counter, recall or
+question count: that column, shown n/a and not plotted) and listed in `not_compared`, naming
+the file and the field. A results file whose structure is wrong (no `results` object, a
+`config` or model arguments that are no object) is a CompareError. The model, method, setting
+and options of a run of our FOCUS models come from its model arguments the same way in both
+(`_identity`).
 
 lmms-eval (`LmmsEvalReader`): `<output_path>/<model>/<date>_results.json`, with
 `<date>_samples_<task>.jsonl` beside it under --log_samples.
@@ -22,6 +29,7 @@ lmms-eval (`LmmsEvalReader`): `<output_path>/<model>/<date>_results.json`, with
 - Numbers behind an interval: the task's evaluated questions (`n-samples` effective) for
   `overall` and for a task's only accuracy; for other accuracies the questions with an entry
   in our tasks' samples log (other tasks' logs may hold every image, so they are not read).
+  lmms-eval always writes `n-samples`: a task without it is listed in `not_compared`.
 - Counters (fp, fp_total, bp, tflops, seconds, peak_mem_gb), failures (failed, failed_rate) and
   our V*Bench tasks' `roi_recall` (a fraction; percent in `Row.recall`) are the task's values
   when it reports them, on every row of the task; None otherwise ("n/a").
@@ -44,6 +52,7 @@ links `<work-dir>/<model>/status.json` to the latest run's; links are not read a
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -160,27 +169,42 @@ class LmmsEvalReader:
         data = _load_json(results_file)
         if not isinstance(data, dict) or not isinstance(data.get("results"), dict):
             raise CompareError(f"{results_file}: not an lmms-eval results file (no 'results' object)")
-        config = data.get("config") or {}
+        config = _object(data, "config", results_file)
         runner = str(config.get("model") or "unknown model")
-        model_args = _parse_model_args(config.get("model_args") or "")
+        model_args = config.get("model_args") or ""
+        if not isinstance(model_args, (str, dict)):
+            raise CompareError(f"{results_file}: config.model_args is neither text nor an object ({model_args!r})")
+        model_args = _parse_model_args(model_args)
+        n_samples = _object(data, "n-samples", results_file)
         run = RunData()
         for task, values in data["results"].items():
             known = _benchmark_of(task, label, run)
-            if known is not None:
-                base = _identity(label, runner, runner, model_args, known, results_file)
-                run.rows += self._task_rows(values, base, data, task, results_file, label, run, "options" in base)
+            if known is None:
+                continue
+            if not isinstance(values, dict):
+                run.not_compared.append(f"{results_file}: results.{task} is not an object ({values!r}): left out")
+                continue
+            base = _identity(label, runner, runner, model_args, known, results_file)
+            run.rows += self._task_rows(values, base, n_samples, task, results_file, label, run, "options" in base)
         return run
 
-    def _task_rows(self, values: dict, base: dict, data: dict, task: str, results_file: Path, label: str,
+    def _task_rows(self, values: dict, base: dict, n_samples: dict, task: str, results_file: Path, label: str,
                    run: RunData, ours: bool) -> list[Row]:
         metrics = LMMS_EVAL_METRICS[base["benchmark"]]
-        costs = _costs({name: values.get(f"{name},none") for name in _COSTS}, task, label, run)
-        recall = _number(values.get(f"{LMMS_EVAL_RECALL},none"))
+        where = f"{results_file}: results.{task}"
+        costs = _costs({name: values.get(f"{name},none") for name in _COSTS}, where, task, label, run,
+                       suffix=",none")
+        recall = _checked(values.get(f"{LMMS_EVAL_RECALL},none"), f"{where} {LMMS_EVAL_RECALL},none", run, high=1)
         costs["recall"] = None if recall is None else recall * 100
-        counts = (data.get("n-samples") or {}).get(task) or {}
-        effective = counts.get("effective")
-        if effective is not None and counts.get("original") not in (None, effective):
-            run.notes.append(f"{label}: {task} evaluated {effective} of {counts['original']} questions (--limit)")
+        counts = n_samples.get(task)
+        effective = None
+        if not isinstance(counts, dict) or "effective" not in counts:
+            run.not_compared.append(f"{results_file}: n-samples.{task}.effective is missing: no question count and no "
+                                    "interval for it")
+        else:
+            effective = _checked(counts["effective"], f"{results_file}: n-samples.{task}.effective", run, count=True)
+            if effective is not None and isinstance(counts.get("original"), int) and counts["original"] != effective:
+                run.notes.append(f"{label}: {task} evaluated {effective} of {counts['original']} questions (--limit)")
         reported = [key for key, value in values.items() if key.partition(",")[0] in metrics and _number(value) is not None]
         samples = None
         rows = []
@@ -196,10 +220,10 @@ class LmmsEvalReader:
             if value is None:  # our tasks' N/A: no question of that category was evaluated
                 run.notes.append(f"{label}: {task} {name} is N/A (no question of it evaluated)")
                 continue
-            if _number(value) is None:
-                run.not_compared.append(f"{label}: {task} {name} is not a number ({value!r})")
-                continue
             metric, factor = metrics[name]
+            accuracy = _checked(value, f"{where} {key}", run, high=100 / factor)
+            if accuracy is None:
+                continue
             if metric == "overall" or len(reported) == 1:
                 n = effective
             elif ours:
@@ -207,7 +231,7 @@ class LmmsEvalReader:
                 n = samples.get(name)
             else:
                 n = None
-            rows.append(Row(**base, metric=metric, value=float(value) * factor, n=n, **costs))
+            rows.append(Row(**base, metric=metric, value=accuracy * factor, n=n, **costs))
         return rows
 
     @staticmethod
@@ -248,10 +272,12 @@ class VlmevalReader:
             summary = _load_json(run_dir / FOCUS_SUMMARY)
             if not isinstance(summary, dict) or not isinstance(summary.get("results"), dict):
                 raise CompareError(f"{run_dir / FOCUS_SUMMARY}: not a focus-eval vlmeval summary (no 'results' object)")
-            model_id, model_args = str(summary.get("focus_model")), dict(summary.get("model_args") or {})
+            model_id = str(summary.get("focus_model"))
+            model_args = _parse_model_args(_object(summary, "model_args", run_dir / FOCUS_SUMMARY))
             if summary.get("method"):  # the method the run resolved (older summaries: from model_args alone)
                 model_args["method"] = str(summary["method"])
             runner, datasets = str(summary.get("model")), summary["results"]
+            source = run_dir / FOCUS_SUMMARY
         else:
             status = _load_json(run_dir / VLMEVAL_STATUS)
             if not isinstance(status, dict) or not isinstance(status.get("datasets"), dict):
@@ -259,12 +285,17 @@ class VlmevalReader:
             model_id, model_args = str(status.get("model_name") or run_dir.parent.name), {}
             runner = model_id
             datasets = {name: dict(entry, error=entry.get("error_message") or entry.get("skip_reason"))
-                        for name, entry in status["datasets"].items()}
+                        if isinstance(entry, dict) else entry for name, entry in status["datasets"].items()}
+            source = run_dir / VLMEVAL_STATUS
             run.notes.append(f"{label}: no {FOCUS_SUMMARY} (not a focus-eval vlmeval run): VLMEvalKit's model "
                              f"{runner} read as answering from the full image")
         for dataset, entry in datasets.items():
             known = _benchmark_of(dataset, label, run)
             if known is None:
+                continue
+            where = f"{source}: {'results' if source.name == FOCUS_SUMMARY else 'datasets'}.{dataset}"
+            if not isinstance(entry, dict) or not isinstance(entry.get("metrics") or {}, dict):
+                run.not_compared.append(f"{where} is not an object with a 'metrics' object: left out")
                 continue
             if entry.get("status") != "done" or entry.get("error"):
                 error = f": {entry['error']}" if entry.get("error") else ""
@@ -272,16 +303,17 @@ class VlmevalReader:
                                         f"{entry.get('status')!r}{error})")
                 continue
             base = _identity(label, f"{runner} (VLMEvalKit)", model_id, model_args, known, results_file)
-            costs = _costs(entry, dataset, label, run)
+            costs = _costs(entry, where, dataset, label, run)
             counts = _question_counts(run_dir, entry.get("prediction_file"), known.benchmark)
             if counts is None:
                 run.notes.append(f"{label}: {dataset}: no prediction file, so no question counts (intervals)")
-            run.rows += self._dataset_rows(entry.get("metrics") or {}, base, costs, counts or {}, dataset, label, run)
+            run.rows += self._dataset_rows(entry.get("metrics") or {}, base, costs, counts or {}, dataset, label, run,
+                                           where)
         return run
 
     @staticmethod
     def _dataset_rows(metrics: dict, base: dict, costs: dict, counts: dict[str, int], dataset: str, label: str,
-                      run: RunData) -> list[Row]:
+                      run: RunData, where: str) -> list[Row]:
         known, parts = VLMEVAL_METRICS[base["benchmark"]], VLMEVAL_PARTS.get(base["benchmark"])
         order = list(known)
         rows = []
@@ -291,11 +323,10 @@ class VlmevalReader:
             if name not in known:
                 run.not_compared.append(f"{label}: {dataset} metric {name!r} is not an accuracy compare knows")
                 continue
-            if _number(value) is None:
-                run.not_compared.append(f"{label}: {dataset} {name} is not a number ({value!r})")
-                continue
             metric, factor = known[name]
-            rows.append(Row(**base, metric=metric, value=float(value) * factor, n=counts.get(metric), **costs))
+            accuracy = _checked(value, f"{where}.metrics {name}", run, high=100 / factor)
+            if accuracy is not None:
+                rows.append(Row(**base, metric=metric, value=accuracy * factor, n=counts.get(metric), **costs))
         return rows
 
 
@@ -322,13 +353,44 @@ _COUNTED = ("fp", "fp_total", "bp", "tflops", "seconds")
 _COSTS = (*_COUNTED, "failed")
 
 
-def _costs(reported: dict[str, Any], task: str, label: str, run: RunData) -> dict[str, float | None]:
-    """A task's fp, fp_total, bp, tflops, seconds and failed count, None where it reports none; a
-    task without counters is noted."""
-    costs = {name: _number(reported.get(name)) for name in _COSTS}
-    if all(costs[name] is None for name in _COUNTED):
+def _costs(reported: dict[str, Any], where: str, task: str, label: str, run: RunData,
+           suffix: str = "") -> dict[str, float | None]:
+    """A task's fp, fp_total, bp, tflops, seconds and failed count (`_checked`, `where` + the field and
+    `suffix`), None where it reports none; a task without counters is noted."""
+    costs = {name: _checked(reported.get(name), f"{where} {name}{suffix}", run) for name in _COSTS}
+    if all(reported.get(name) is None for name in _COUNTED):
         run.notes.append(f"{label}: {task} reports no counters ({', '.join(_COUNTED)}): accuracy only")
     return costs
+
+
+def _checked(value: Any, where: str, run: RunData, high: float = math.inf, count: bool = False) -> float | None:
+    """`value` when it is a finite number from 0 to `high` (an int, with `count`); None when it is
+    None (not reported) or is not such a number, which is listed in `run.not_compared` with
+    `where` (the file and the field) and left out."""
+    if value is None:
+        return None
+    if count and not (isinstance(value, int) and not isinstance(value, bool)):
+        problem = f"is not a whole number ({value!r})"
+    elif _number(value) is None:
+        problem = f"is not a number ({value!r})"
+    elif not math.isfinite(value):
+        problem = f"is {value!r}, not a finite number"
+    elif not 0 <= value <= high:
+        problem = f"is {value!r}, outside 0-{high:g}"
+    else:
+        return value if count else float(value)
+    run.not_compared.append(f"{where} {problem}: left out")
+    return None
+
+
+def _object(data: dict, key: str, path: Path) -> dict:
+    """`data[key]`, an object ({} when absent); CompareError when it is something else."""
+    value = data.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise CompareError(f"{path}: '{key}' is not an object ({value!r})")
+    return value
 
 
 def _load_json(path: Path) -> Any:

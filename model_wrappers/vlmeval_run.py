@@ -46,7 +46,8 @@ In this process (in every rank under torchrun):
 
 focus_summary.json:
     {"framework": "VLMEvalKit", "model": VLMEvalKit's model name, "focus_model": "llava_ov_focus",
-     "method": "focus" | "vanilla" | "zoomeye" | "vicrop", "model_args": {...as given}, "run_dir": "...", "judge": "exact_matching",
+     "method": "focus" | "vanilla" | "zoomeye" | "vicrop", "model_args": {...as given}, "run_dir": "...",
+     "judge": "exact_matching",
      "results": {DATASET: {"benchmark": "vstar" | null, "status": "done", "error": null | "...",
          "prediction_file": "...", "metric": VLMEvalKit's primary metric, "value": its value (both as
          VLMEvalKit's run report gives them, e.g. "Overall Acc" in percent for VStarBench, fractions
@@ -479,7 +480,8 @@ def summarize(model: Model, run_dir: Path, datasets: list[str], judge: str) -> d
             **counter_summary(data),
         }
     return {"framework": "VLMEvalKit", "model": model.name, "focus_model": model.args.spec.model_id,
-            "method": model.args.config(None).method, "model_args": model.given, "run_dir": str(run_dir), "judge": judge, "results": results}
+            "method": model.args.config(None).method, "model_args": model.given, "run_dir": str(run_dir),
+            "judge": judge, "results": results}
 
 
 def _problem(name: str, entry: dict[str, Any], data_root: str) -> str | None:

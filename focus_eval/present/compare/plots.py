@@ -6,12 +6,12 @@ runs (ours: FOCUS and the baselines alike), open = the paper's printed numbers. 
 one curve (`report.curve_key`: source, model, method, search variant, answer scheme; they differ
 in their search budget, e.g. FOCUS's n_steps or ZoomEye's depth) are joined (solid: runs,
 dotted: the paper); a point off its method's published search or scheme (an ablation, another
-answer scheme, a ViCrop map, `settings.variant`) is named beside it. The Pareto front over all markers of a panel (less cost, more accuracy) is a
-dashed black staircase with rings on its points. Vanilla rows without an FP count sit at 0
-FPs (no search); rows without the axis' number (the paper's rows outside Table 14 on the
-TFLOPs axis, runs without counters) are not drawn, and the
-report's notes say how many. Drawn with matplotlib's Agg canvas (no display, no pyplot
-state); PNG metadata carries no version or date, so the same numbers give the same file.
+answer scheme, a ViCrop map, `settings.variant`) is named beside it. The Pareto front over all
+markers of a panel (less cost, more accuracy) is a dashed black staircase with rings on its
+points. Vanilla rows without an FP count sit at 0 FPs (no search); rows without the axis'
+number (the paper's rows outside Table 14 on the TFLOPs axis, runs without counters) are not
+drawn, and the report's notes say how many. Drawn with matplotlib's Agg canvas (no display, no
+pyplot state); PNG metadata carries no version or date, so the same numbers give the same file.
 
 `draw` returns what was drawn, read back from the plot's markers (`Point`); `--out` writes it
 beside each PNG as `<name>.points.csv`, and the tests compare it with the table.

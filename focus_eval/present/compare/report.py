@@ -284,7 +284,7 @@ def _repeated_runs(rows: list[Row]) -> list[str]:
 def curve_key(row: Row) -> tuple[str, str, str, str, str]:
     """The curve a row's point lies on: (source kind, model, method, search variant, answer
     scheme); the points of one key differ only in their search budget."""
-    return ("paper" if row.source == PAPER else "runs", row.model, row.method,
+    return (PAPER if row.source == PAPER else "runs", row.model, row.method,
             settings.search_variant(row.method, row.setting), settings.answer_scheme(row.method, row.setting, row.benchmark))
 
 
@@ -302,7 +302,6 @@ def _curves(rows: list[Row]) -> list[Series]:
         series = curves.setdefault(key, Series(name, kind, model, method, variant, scheme, own))
         series.points.append((row.fp, row.value))
     return list(curves.values())
-
 
 
 def _ratio_line(ratio: Ratio) -> str:

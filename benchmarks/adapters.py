@@ -1,9 +1,11 @@
-"""Speed and memory of vanilla answering vs FOCUS, per model family, stage by stage.
+"""Speed and memory of vanilla answering vs FOCUS and the baselines, per model family, stage by stage.
 
 For each family a random-weight checkpoint of the real architecture is written, loaded through
 `focus_eval.model_wrappers.load_adapter` and answered through `Pipeline` with
 `load_config(family, "vstar", n_steps=n, overrun=False, method=...)`: vanilla, then FOCUS with
-n_steps = 1, 4, 8 (overrun off, so the pass count is fixed). Each configuration runs in its own
+n_steps = 1, 4, 8 (overrun off, so the pass count is fixed), then the baselines (`BASELINES`:
+ZoomEye at its official depth 5, ViCrop rel-att and grad-att, each with the family's official
+settings). Each configuration runs in its own
 subprocess (honest peak memory: CUDA's max_memory_allocated, or the process's VmHWM reset per
 question, both through `focus_eval.counters.Meter`), answers one warm-up question, then the
 median of --repeats questions is reported. Wall time per stage is the pipeline's
@@ -22,7 +24,9 @@ the model runs every decoding step as usual and the chosen token is forced to a 
 reply, so target extraction runs as in real use (the in-context prompt, decoding until the
 newline that ends the one-line answer, the reply parsed by focus_eval.targets) and the answer
 is one letter and end-of-sequence, as from a real model. The proposals and existence
-confidences come from the random weights.
+confidences come from the random weights, and so do the baselines' confidences and attention:
+how far ZoomEye's search goes (the number of its passes) is what these random weights make of
+it, not what a trained model's would be; a ViCrop map costs the same passes whatever it shows.
 
 FOCUS's fixed-cost speed-ups (issue 18: target extraction's kept prefix cache and prompt-lookup
 drafts, target_fast_decoding; the existence checks' token budget, max_batch_tokens) are on in
@@ -34,12 +38,14 @@ tokens per question (after the first, which builds the prefix cache: the warm-up
 Usage:
   python benchmarks/adapters.py --size 7b --device cuda    # GPU, real size
   python benchmarks/adapters.py --size small               # CPU, reduced size (benchmarks/README.md)
+  python benchmarks/adapters.py --baselines                  # FOCUS and vanilla only (no baseline rows)
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import inspect
 import json
 import math
 import shutil
@@ -67,6 +73,13 @@ from focus_eval.pipeline import Pipeline
 
 FAMILIES = ("llava_1_5", "llava_onevision", "qwen2_5_vl")
 SIZES = ("7b", "small", "tiny")
+# The baselines measured beside FOCUS (--baselines): name -> (label, model arguments); every other
+# option is the family's official setting (configs/<family>.yaml).
+BASELINES = {
+    "zoomeye": ("ZoomEye Depth-5 (4 crops)", {"method": "zoomeye"}),
+    "vicrop-rel": ("ViCrop rel-att", {"method": "vicrop", "vicrop_map": "rel_att"}),
+    "vicrop-grad": ("ViCrop grad-att", {"method": "vicrop", "vicrop_map": "grad_att"}),
+}
 STEPS = (1, 4, 8)
 TIME_TARGET, MEMORY_TARGET = 3.0, 1.15  # FOCUS at n_steps = 8 over vanilla (the issue's targets)
 # issue 18: target extraction per question once the prefix cache is built
@@ -251,10 +264,11 @@ def script_replies(adapter) -> None:
 
 
 class LoggedAdapter:
-    """Delegates to an adapter and logs every protocol call: (call, passes, tokens, model calls,
-    tokens each model call ran, peak memory GB during the call). The peak of each call is measured
-    from a reset at its start (the question's peak is then the largest of them and of what the
-    pipeline's meter reads after the last reset: `Session.ask`)."""
+    """Delegates to an adapter and logs every call of its methods that reports a cost (prefill,
+    yes_no_logits, generate, option_scores, ViCrop's last_token_attention...): (call, passes,
+    tokens, model calls, tokens each model call ran, peak memory GB during the call). The peak of
+    each call is measured from a reset at its start (the question's peak is then the largest of
+    them and of what the pipeline's meter reads after the last reset: `Session.ask`)."""
 
     def __init__(self, adapter):
         self._adapter = adapter
@@ -266,26 +280,19 @@ class LoggedAdapter:
         self.model_calls.append(int(kwargs["input_ids"].numel()))
 
     def __getattr__(self, name: str):
-        return getattr(self._adapter, name)
+        found = getattr(self._adapter, name)
+        if not inspect.ismethod(found):  # the model, the tokenizer, the device...
+            return found
 
-    def _logged(self, name: str, *args, **kwargs):
-        before, meter = len(self.model_calls), Meter(self._adapter.device)
-        result = getattr(self._adapter, name)(*args, **kwargs)
-        ran = self.model_calls[before:]
-        self.calls.append((name, result.cost.passes, result.cost.tokens, len(ran), ran, meter.finish().peak_mem_gb))
-        return result
-
-    def prefill(self, *args, **kwargs):
-        return self._logged("prefill", *args, **kwargs)
-
-    def yes_no_logits(self, *args, **kwargs):
-        return self._logged("yes_no_logits", *args, **kwargs)
-
-    def generate(self, *args, **kwargs):
-        return self._logged("generate", *args, **kwargs)
-
-    def option_scores(self, *args, **kwargs):
-        return self._logged("option_scores", *args, **kwargs)
+        def logged(*args, **kwargs):
+            before, meter = len(self.model_calls), Meter(self._adapter.device)
+            result = found(*args, **kwargs)
+            cost = getattr(result, "cost", None)
+            if cost is not None:
+                ran = self.model_calls[before:]
+                self.calls.append((name, cost.passes, cost.tokens, len(ran), ran, meter.finish().peak_mem_gb))
+            return result
+        return logged
 
 
 # ---------------------------------------------------------------------------------------------
@@ -295,14 +302,23 @@ class LoggedAdapter:
 @dataclass(frozen=True)
 class Run:
     family: str
-    method: str  # "vanilla" or "focus"
-    n_steps: int  # ignored by vanilla
+    method: str  # "vanilla", "focus" or a BASELINES key
+    n_steps: int  # FOCUS's budget; ignored by the others
     plain: bool = False  # FOCUS without issue 18's speed-ups (target_fast_decoding, max_batch_tokens)
 
     @property
     def label(self) -> str:
+        if self.method in BASELINES:
+            return BASELINES[self.method][0]
         label = "vanilla" if self.method == "vanilla" else f"FOCUS n={self.n_steps}"
         return label + (" plain" if self.plain else "")
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """The model arguments of this configuration beyond the family's defaults."""
+        if self.method in BASELINES:
+            return dict(BASELINES[self.method][1])
+        return {"method": self.method, "n_steps": self.n_steps, "overrun": False, "target_fast_decoding": not self.plain}
 
 
 def current_memory_gb(device: torch.device) -> float:
@@ -317,8 +333,7 @@ class Session:
         self.adapter = load_adapter(checkpoint, dtype=dtype, device=device, max_batch_tokens=0 if run.plain else None)
         script_replies(self.adapter)
         self.logged = LoggedAdapter(self.adapter)
-        config = load_config(run.family, "vstar", n_steps=run.n_steps, overrun=False, method=run.method,
-                             target_fast_decoding=not run.plain)
+        config = load_config(run.family, "vstar", **run.options)
         self.pipeline = Pipeline(self.logged, config)
         self.image = synthetic_image(*image_size)
 
@@ -443,7 +458,8 @@ def summarize(run: Run, questions: list[dict], warmup: int) -> dict:
         run=run, wall=median(lambda q: q["wall"]), cpu=median(lambda q: q["cpu"]),
         spread={key: (min(q[key] for q in timed), max(q[key] for q in timed)) for key in ("wall", "cpu")},
         stages={stage: median(lambda q, s=stage: q["counters"]["seconds"][s]) for stage in last["counters"]["seconds"]},
-        fp=last["counters"]["fp"], fp_total=last["counters"]["fp_total"], tflops=last["counters"]["tflops"],
+        fp=last["counters"]["fp"], fp_total=last["counters"]["fp_total"], bp=last["counters"]["bp"],
+        tflops=last["counters"]["tflops"],
         model_calls=last["model_calls"], peak=max(q["counters"]["peak_mem_gb"] for q in timed),
         idle=max(q["idle_gb"] for q in timed), answer=last["answer"], source=last["target_source"],
         targets=last["targets"], layout=last["final_layout"], calls=calls,
@@ -455,11 +471,11 @@ def call_peaks(questions: list[dict]) -> dict[str, float]:
     """Peak memory GB of each kind of call, the largest over `questions`: which stage sets the peak."""
     peaks: dict[str, float] = {}
     for question in questions:
-        generations = 0
+        generations, extracted = 0, sum(call[0] == "generate" for call in question["calls"]) == 2
         for name, *_, peak in question["calls"]:
             if name == "generate":
                 generations += 1
-                kind = "target extraction" if generations == 1 and len(question["calls"]) > 1 else "answer"
+                kind = "target extraction" if generations == 1 and extracted else "answer"
             else:
                 kind = {"prefill": "relevance prefill", "yes_no_logits": "existence checks"}.get(name, name)
             peaks[kind] = max(peaks.get(kind, 0.0), peak)
@@ -522,16 +538,23 @@ def target_line(focus: dict, plain: dict | None) -> str:
             f"prefill tokens: {verdict(prefill <= TARGET_PREFILL)}")
 
 
+STAGE_COLUMNS = {"targets": "targets", "relevance": "relev.", "proposals": "propos.", "ranking": "ranking",
+                 "search": "search", "answer": "answer"}
+
+
 def report(rows: list[dict]) -> list[str]:
     """The table of one family: rows[0] is vanilla; the targets are checked on the FOCUS row with
-    the largest n_steps, which the plain row (speed-ups off), when there is one, is compared with."""
+    the largest n_steps, which the plain row (speed-ups off), when there is one, is compared with;
+    each baseline row gets a line of its adapter calls."""
     vanilla = rows[0]
-    fast = {row["run"].n_steps: row for row in rows[1:] if not row["run"].plain}
+    fast = {row["run"].n_steps: row for row in rows[1:] if row["run"].method == "focus" and not row["run"].plain}
     focus = fast[max(fast)]
     plain = next((row for row in rows if row["run"].plain), None)
-    lines = [f"  {'configuration':28s} {'wall s':>7s} {'x van':>6s} {'CPU s':>7s} {'x van':>6s} {'targets':>7s} "
-             f"{'relev.':>7s} {'propos.':>7s} {'ranking':>7s} {'answer':>7s} {'FP':>3s} {'FP all':>6s} {'calls':>5s} "
-             f"{'TFLOPs':>7s} {'peak GB':>7s} {'x van':>6s} {'work GB':>7s}  dominant stage"]
+    baselines = [row for row in rows if row["run"].method in BASELINES]
+    lines = [f"  {'configuration':28s} {'wall s':>7s} {'x van':>6s} {'CPU s':>7s} {'x van':>6s} "
+             + " ".join(f"{title:>7s}" for title in STAGE_COLUMNS.values())
+             + f" {'FP':>4s} {'FP all':>6s} {'BP':>3s} {'calls':>5s} {'TFLOPs':>7s} {'peak GB':>7s} {'x van':>6s} "
+               f"{'work GB':>7s}  dominant stage"]
     for row in rows:
         stages = row["stages"]
         dominant = max(stages, key=stages.get)
@@ -539,9 +562,10 @@ def report(rows: list[dict]) -> list[str]:
         lines.append(
             f"  {row['run'].label:28s} {row['wall']:7.3f} {row['wall'] / vanilla['wall']:6.2f} {row['cpu']:7.3f} "
             f"{row['cpu'] / vanilla['cpu']:6.2f} "
-            + " ".join(f"{stages[s]:7.3f}" for s in ("targets", "relevance", "proposals", "ranking", "answer"))
-            + f" {row['fp']:3d} {row['fp_total']:6d} {row['model_calls']:5d} {row['tflops']:7.3f} {row['peak']:7.3f} "
-              f"{row['peak'] / vanilla['peak']:6.3f} {row['peak'] - row['idle']:7.3f}  {dominant} {share:.0%}")
+            + " ".join(f"{stages[s]:7.3f}" for s in STAGE_COLUMNS)
+            + f" {row['fp']:4d} {row['fp_total']:6d} {row['bp']:3d} {row['model_calls']:5d} {row['tflops']:7.3f} "
+              f"{row['peak']:7.3f} {row['peak'] / vanilla['peak']:6.3f} {row['peak'] - row['idle']:7.3f}  "
+              f"{dominant} {share:.0%}")
     time_ratio, memory_ratio = focus["wall"] / vanilla["wall"], focus["peak"] / vanilla["peak"]
     lines.append(f"  target, {focus['run'].label} vs vanilla: wall time < {TIME_TARGET}x: {time_ratio:.2f}x "
                  f"{verdict(time_ratio < TIME_TARGET)}; peak memory <= {MEMORY_TARGET}x: {memory_ratio:.3f}x "
@@ -557,11 +581,15 @@ def report(rows: list[dict]) -> list[str]:
                      f"calls aside), maps, ROIs, confidences and crops {'identical' if same else 'DIFFERENT'}")
     lines.append("  peak GB by call (largest over the timed questions): " + "; ".join(
         f"{row['run'].label} " + ", ".join(f"{kind} {peak:.3f}" for kind, peak in row["call_peaks"].items())
-        for row in (vanilla, focus, *([plain] if plain else []))))
+        for row in (vanilla, focus, *([plain] if plain else []), *baselines)))
     for key in ("wall", "cpu"):
         lines.append(f"  {key} spread (min-max): " + ", ".join(
             f"{row['run'].label} {row['spread'][key][0]:.3f}-{row['spread'][key][1]:.3f}" for row in rows))
     lines.extend(token_lines(vanilla, focus))
+    for row in baselines:
+        calls = ", ".join(f"{name} {len(made)} x / {sum(passes for passes, *_ in made)} passes / "
+                          f"{sum(tokens for _, tokens, *_ in made):,} tokens" for name, made in row["calls"].items())
+        lines.append(f"  {row['run'].label}: {calls} ({row['layout']}, answer {row['answer']!r})")
     lines.append(f"  replies: {focus['run'].label} targets {focus['targets']} ({focus['source']}), "
                  f"answer {focus['answer']!r}; vanilla answer {vanilla['answer']!r}")
     return lines
@@ -596,6 +624,8 @@ def main(argv: list[str] | None = None) -> list[str]:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--plain", action=argparse.BooleanOptionalAction, default=True,
                         help="also run the largest n_steps without issue 18's speed-ups and compare (default on)")
+    parser.add_argument("--baselines", nargs="*", choices=list(BASELINES), default=list(BASELINES),
+                        help="the baselines measured beside FOCUS (default: all; none with an empty list)")
     parser.add_argument("--interleave", action=argparse.BooleanOptionalAction,
                         help="keep all configurations of a family loaded and ask them in turn (default for small "
                              "and tiny on CPU; otherwise they run one after another, one model in memory at a time)")
@@ -628,8 +658,9 @@ def main(argv: list[str] | None = None) -> list[str]:
     disable_progress_bar()
 
     where = torch.cuda.get_device_name(args.device) if cuda else f"CPU, {torch.get_num_threads()} torch threads"
-    lines = [f"FOCUS vs vanilla: size {args.size}, {args.dtype}, {where}; synthetic {image_size[0]}x{image_size[1]} "
-             f"image with one small flag; load_config(family, 'vstar', n_steps=n, overrun=False); warm-up "
+    lines = [f"FOCUS and the baselines vs vanilla: size {args.size}, {args.dtype}, {where}; synthetic "
+             f"{image_size[0]}x{image_size[1]} image with one small flag; load_config(family, 'vstar', n_steps=n, "
+             f"overrun=False), the baselines {', '.join(args.baselines) or 'none'} with the family's settings; warm-up "
              f"{args.warmup}, median of {args.repeats}{', configurations interleaved' if args.interleave else ''}"]
     print(lines[0], flush=True)
     raw = {}
@@ -639,7 +670,8 @@ def main(argv: list[str] | None = None) -> list[str]:
             checkpoint = build_checkpoint(family, args.size, workdir / family, getattr(torch, args.dtype),
                                           "cuda" if cuda else "cpu")
             runs = [Run(family, "vanilla", 1), *(Run(family, "focus", n) for n in args.steps),
-                    *([Run(family, "focus", max(args.steps), plain=True)] if args.plain else [])]
+                    *([Run(family, "focus", max(args.steps), plain=True)] if args.plain else []),
+                    *(Run(family, baseline, 1) for baseline in args.baselines)]
             results = measure_family(runs, checkpoint, args, workdir)
             shutil.rmtree(checkpoint)
             raw[family] = {run.label: questions for run, questions in zip(runs, results)}

@@ -334,6 +334,8 @@ def _coerce(name: str, hint: Any, value: Any) -> Any:
                 if lowered in ("0", "false", "no", "off"):
                     return False
                 raise ValueError(value)
+            if value not in (0, 1):  # lmms-eval turns "2" into 2: not a truth value
+                raise ValueError(value)
             return bool(value)
         if target is int:
             number = float(value)

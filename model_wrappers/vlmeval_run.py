@@ -1,7 +1,7 @@
 """`focus-eval vlmeval` and `python -m focus_eval.vlmeval`: VLMEvalKit's own run with the FOCUS models.
 
     focus-eval vlmeval --model llava_ov_focus --data VStarBench HRBench4K HRBench8K MME-RealWorld-Lite \\
-        [--model-args n_steps=4,pretrained=PATH,...] [--work-dir OUT] [--vlmevalkit PATH_TO_CLONE] \\
+        [--model-args n_steps=4,pretrained=PATH,... [ONE PER MODEL ...]] [--work-dir OUT] [--vlmevalkit PATH] \\
         [--trust-local-data] [any other option of VLMEvalKit's run.py]
     torchrun --nproc-per-node 8 -m focus_eval.vlmeval --model llava_ov_focus --data VStarBench ...
 
@@ -20,9 +20,11 @@ In this process (in every rank under torchrun):
    newer head) runs, after one warning line; then the device, the dataset names and, with
    `--trust-local-data`, the data files.
 2. VLMEvalKit's run.py is imported from that clone and, for this run only: the models join
-   its registry `vlmeval.config.supported_VLM`, under the model's name, or, when
-   `--model-args` are given, the name plus a digest of them (`llava_ov_focus-1a2b3c4d`; save_maps
-   left out), so that VLMEvalKit's `--reuse` never takes predictions made with other arguments; without
+   its registry `vlmeval.config.supported_VLM` under a name that says the method and the
+   arguments (`run_name`): the model's name for FOCUS, its `_focus` replaced by the method
+   otherwise (`llava_ov_zoomeye`), plus a digest of the other `--model-args` when there are any
+   (`llava_ov_focus-1a2b3c4d`; save_maps left out), so that runs of other methods or arguments
+   never share a work folder and VLMEvalKit's `--reuse` never takes their predictions; without
    CUDA its process group uses gloo instead of the hard-coded nccl; `--trust-local-data` drops
    VLMEvalKit's md5 check of the named datasets' files (a subset or local copy of a benchmark
    is otherwise downloaded again, over the local file).
@@ -32,7 +34,7 @@ In this process (in every rank under torchrun):
    inference loop, checkpoints, `--reuse`, scoring and result files.
 4. Counters: each answer's record (`vlmeval_models`) travels in VLMEvalKit's per-rank
    checkpoints with the answer; when VLMEvalKit has written the prediction file, rank 0 adds
-   the columns fp, fp_total, tflops, seconds, peak_mem_gb (None for a failed question),
+   the columns fp, fp_total, bp, tflops, seconds, peak_mem_gb (None for a failed question),
    failed (1 or 0) and error. Predictions VLMEvalKit reuses from an earlier run (`--reuse`)
    keep the records of that run's file.
 5. Rank 0 reads VLMEvalKit's `status.json` and writes `focus_summary.json` into the run
@@ -44,7 +46,8 @@ In this process (in every rank under torchrun):
 
 focus_summary.json:
     {"framework": "VLMEvalKit", "model": VLMEvalKit's model name, "focus_model": "llava_ov_focus",
-     "model_args": {...as given}, "run_dir": "...", "judge": "exact_matching",
+     "method": "focus" | "vanilla" | "zoomeye" | "vicrop", "model_args": {...as given}, "run_dir": "...",
+     "judge": "exact_matching",
      "results": {DATASET: {"benchmark": "vstar" | null, "status": "done", "error": null | "...",
          "prediction_file": "...", "metric": VLMEvalKit's primary metric, "value": its value (both as
          VLMEvalKit's run report gives them, e.g. "Overall Acc" in percent for VStarBench, fractions
@@ -135,8 +138,8 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
     run_dirs = _prepare(run, models)
     if rank == 0:
         for model in models:
-            print(f"{prog}: {model.args.spec.model_id} ({args.model_args or 'default model arguments'}) runs as "
-                  f"{model.name}", file=sys.stderr)
+            given = ",".join(f"{k}={v}" for k, v in model.given.items()) or "default model arguments"
+            print(f"{prog}: {model.args.spec.model_id} ({given}) runs as {model.name}", file=sys.stderr)
     sys.argv = [str(run_py), "--model", *(m.name for m in models), "--data", *args.data, "--work-dir", args.work_dir,
                 "--judge", args.judge, *(["--data-config", args.data_config] if args.data_config else []), *passthrough]
     run.main()
@@ -173,8 +176,9 @@ def _parser(prog: str) -> argparse.ArgumentParser:
                     "not listed here go to run.py unchanged (e.g. --mode, --reuse, --verbose).")
     parser.add_argument("--model", nargs="+", required=True, metavar="MODEL",
                         help="llava_ov_focus, llava_1_5_focus (llava15_focus) or qwen2_5_vl_focus")
-    parser.add_argument("--model-args", default="", metavar="K=V,...",
-                        help="FOCUS model arguments, as lmms-eval's --model_args (README: Model arguments)")
+    parser.add_argument("--model-args", nargs="+", default=[""], metavar="K=V,...",
+                        help="FOCUS model arguments, as lmms-eval's --model_args (README: Model arguments): one string "
+                             "for every --model, or one per --model in order")
     parser.add_argument("--data", nargs="+", required=True, metavar="DATASET", help="VLMEvalKit dataset names")
     parser.add_argument("--data-config", help="run.py's --data-config (custom dataset names)")
     parser.add_argument("--work-dir", default="./outputs", help="output folder (run.py's; default ./outputs)")
@@ -192,20 +196,38 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     return parser
 
 
-def _models(names: list[str], model_args: str) -> list[Model]:
-    given = parse_args_string(model_args)
+def _models(names: list[str], model_args: list[str]) -> list[Model]:
+    """The runs: one `--model-args` string for every model, or one per model in order (e.g. the
+    same model with method=focus, method=zoomeye and method=vicrop, compared in one process)."""
+    if len(model_args) not in (1, len(names)):
+        raise UserError(f"--model-args: give one K=V,... string for all models or one per model ({len(names)} models, "
+                        f"{len(model_args)} strings)")
     models = []
-    for name in names:
+    for name, text in zip(names, model_args * len(names) if len(model_args) == 1 else model_args):
         if not is_focus_model(name):
             raise UserError(f"{name!r} is not a FOCUS model; use llava_ov_focus, llava_1_5_focus or qwen2_5_vl_focus")
+        given = parse_args_string(text)
         try:
             parsed = parse_vlmeval_model_args(name, **given)
         except ValueError as error:
             raise UserError(str(error)) from None
-        answering = {k: v for k, v in given.items() if k != "save_maps"}  # pictures do not change answers
-        digest = hashlib.sha256(json.dumps(answering, sort_keys=True).encode()).hexdigest()[:8]
-        models.append(Model(name=f"{name}-{digest}" if answering else name, args=parsed, given=given))
+        models.append(Model(name=run_name(name, parsed.config(None).method, given), args=parsed, given=given))
+    twice = next((model.name for i, model in enumerate(models) if model.name in (m.name for m in models[:i])), None)
+    if twice is not None:
+        raise UserError(f"two of the runs are the same ({twice}): give each model different arguments")
     return models
+
+
+def run_name(model: str, method: str, given: dict[str, str]) -> str:
+    """VLMEvalKit's name of a run (registry key, work folder, file prefix): the model's name
+    with its `_focus` ending replaced by the method when that is not FOCUS (`llava_ov_zoomeye`),
+    plus a digest of the other model arguments that change answers (save_maps does not), so that
+    neither a run of another method nor one with other arguments shares a folder or `--reuse`s
+    another's predictions. FOCUS with no argument keeps the model's own name."""
+    stem = model if method == "focus" else f"{model.removesuffix('_focus')}_{method}"
+    answering = {k: v for k, v in given.items() if k not in ("save_maps", "method")}
+    digest = hashlib.sha256(json.dumps(answering, sort_keys=True).encode()).hexdigest()[:8]
+    return f"{stem}-{digest}" if answering else stem
 
 
 def parse_args_string(text: str) -> dict[str, str]:
@@ -458,7 +480,8 @@ def summarize(model: Model, run_dir: Path, datasets: list[str], judge: str) -> d
             **counter_summary(data),
         }
     return {"framework": "VLMEvalKit", "model": model.name, "focus_model": model.args.spec.model_id,
-            "model_args": model.given, "run_dir": str(run_dir), "judge": judge, "results": results}
+            "method": model.args.config(None).method, "model_args": model.given, "run_dir": str(run_dir),
+            "judge": judge, "results": results}
 
 
 def _problem(name: str, entry: dict[str, Any], data_root: str) -> str | None:

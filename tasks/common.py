@@ -18,8 +18,8 @@ Differences from lmms-eval's built-in versions of these tasks, all deliberate:
   and the parsed letter are kept in the sample's metric entry.
 - Every accuracy metric of a task is always reported: a category without questions (e.g.
   under `--limit`) reads None ("N/A"), where the built-in leaves the metric out.
-- Every task reports the counter columns fp, fp_total, tflops, seconds and peak_mem_gb per
-  question (`focus_eval.tasks.record.DocRecord`), aggregated by `mean_reported`: the mean
+- Every task reports the counter columns fp, fp_total, bp (backward passes), tflops, seconds and
+  peak_mem_gb per question (`focus_eval.tasks.record.DocRecord`), aggregated by `mean_reported`: the mean
   over questions that report them (failed questions do not), None ("N/A" in the table,
   null in the JSON) when none does, e.g. for a model that is not a FOCUS model.
 - Every task reports `failed` (the number of questions that failed and were scored wrong:

@@ -29,10 +29,12 @@ from focus_eval.config import FocusConfig
 RECORD_MARKER = "focus_eval_record"
 RECORD_VERSION = 1
 
-# Metric column -> key of `focus_eval.counters.Counters.to_dict()`.
+# Metric column -> key of `focus_eval.counters.Counters.to_dict()`: search forward passes, all forward
+# passes, backward passes (ViCrop's grad-att map; 0 for every other method), TFLOPs, seconds, peak memory.
 COUNTER_SOURCES = {
     "fp": "fp",
     "fp_total": "fp_total",
+    "bp": "bp",
     "tflops": "tflops",
     "seconds": "total_seconds",
     "peak_mem_gb": "peak_mem_gb",

@@ -42,14 +42,15 @@ def test_expansion_readings_on_planted_maps_agree_with_table_12():
         assert readings[reading]["at s_max (t=0.7)"] < 0.05 and readings[reading]["changed 0.3 vs 0.7"] > 0.5
 
 
-def test_tiny_run_measures_vanilla_focus_and_focus_without_the_speedups_side_by_side(bench, tmp_path):
+def test_tiny_run_measures_vanilla_focus_focus_without_the_speedups_and_the_baselines_side_by_side(bench, tmp_path):
     raw = tmp_path / "raw.json"
     lines = bench.main(["--size", "tiny", "--families", "llava_1_5", "--steps", "2", "--image", "448x336",
                         "--warmup", "1", "--repeats", "1", "--threads", "1", "--workdir", str(tmp_path),
                         "--json", str(raw)])
     runs = json.loads(raw.read_text())["llava_1_5"]
-    assert list(runs) == ["vanilla", "FOCUS n=2", "FOCUS n=2 plain"]
-    (_, vanilla), (first, focus), (_, plain) = runs.values()
+    assert list(runs) == ["vanilla", "FOCUS n=2", "FOCUS n=2 plain", "ZoomEye Depth-5 (4 crops)", "ViCrop rel-att",
+                          "ViCrop grad-att"]
+    (_, vanilla), (first, focus), (_, plain), (_, zoomeye), (_, rel), (_, grad) = runs.values()
     # vanilla: one answer on the full image, the scripted reply "A" then end-of-sequence
     assert (vanilla["counters"]["fp"], vanilla["counters"]["fp_total"], vanilla["model_calls"]) == (0, 1, 2)
     assert vanilla["answer"] == "A" and vanilla["counters"]["peak_mem_gb"] > 0
@@ -69,6 +70,14 @@ def test_tiny_run_measures_vanilla_focus_and_focus_without_the_speedups_side_by_
     assert len(targets["plain"]) == 22  # the scripted reply up to its newline, one call per token
     assert targets["first"][0] > 400 and targets["first"][1:] == targets["focus"]  # the first builds the prefix cache
     assert len(targets["focus"]) <= 12 and targets["focus"][0] <= 100
+    # the baselines, each with the family's official settings, through the same adapter calls and counters
+    assert zoomeye["outcome"]["method"] == "zoomeye" and zoomeye["counters"]["fp"] == zoomeye["counters"]["passes"]["search"]
+    assert zoomeye["counters"]["fp"] == sum(passes for name, passes, *_ in zoomeye["calls"] if name == "yes_no_logits")
+    for row, fp, bp in ((rel, 2, 0), (grad, 1, 1)):  # one map: rel-att 2 forward passes, grad-att 1 and 1 backward
+        assert (row["counters"]["fp"], row["counters"]["bp"], row["counters"]["fp_targets"]) == (fp, bp, 0)
+        assert [(name, passes) for name, passes, *_ in row["calls"]] == [("last_token_attention", 1)] * fp + [
+            ("generate", 1)]
+        assert row["final_layout"] == "full+crop"  # ViCrop answers from the full image and its crop
     text = "\n".join(lines)
     assert "target, FOCUS n=2 vs vanilla: wall time < 3.0x" in text
     assert "target <= 12 calls: PASS, <= 100 prefill tokens: PASS" in text

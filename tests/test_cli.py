@@ -260,6 +260,25 @@ def test_explain_on_a_tiny_checkpoint_is_reproduced_from_its_trace(family, tiny_
         assert trace.final_layout in ("global+crops", "canvas", "union", "full")
 
 
+@pytest.mark.parametrize("method, options", [("zoomeye", ["--set", "zoomeye_depth=2"]),
+                                             ("vicrop", ["--set", "vicrop_map=grad_att"])])
+def test_a_baseline_answers_and_explains_through_the_cli(method, options, tiny_checkpoint, tmp_path, capsys):
+    """`--set method=...` (and the method's options) reach the pipeline like FOCUS's: the answer, the
+    counters with the search's passes, the picture and the trace of the baseline."""
+    code, out, err = run(capsys, "explain", "--model", tiny_checkpoint("llava_1_5"), "--image", red_square_image(tmp_path),
+                         "--question", TINY_QUESTION, "--out", tmp_path / "maps", "--json", "--quiet", "--device", "cpu",
+                         "--set", f"method={method}", *options)
+    assert code == 0, err
+    record = json.loads(out)
+    trace = Trace.from_json((tmp_path / "maps" / "scene.json").read_text())
+    assert (trace.method, record["answer"]) == (method, trace.answer) and record["error"] is None
+    search = {stage: n for stage, n in record["counters"]["passes"].items() if stage not in ("targets", "answer")}
+    assert record["counters"]["fp"] == trace.counters.fp == sum(search.values()) > 0
+    assert record["counters"]["bp"] == (trace.counters.fp if method == "vicrop" else 0)  # grad-att: one backward per map
+    assert trace.config[options[1].split("=")[0]] == (2 if method == "zoomeye" else "grad_att")
+    assert (tmp_path / "maps" / "scene.png").is_file()
+
+
 def test_unloadable_models_are_one_error_line(tmp_path, capsys):
     image = red_square_image(tmp_path)
     (tmp_path / "empty").mkdir()

@@ -173,8 +173,8 @@ def test_lmms_eval_builtin_model_is_compared_accuracy_only(runs, compared):
     done, out = compared
     row = next(r for r in table(out / "vstar.csv") if r["source"] == "runs/llava_hf" and r["metric"] == "overall")
     assert float(row["accuracy"]) == pytest.approx(results["llava_hf"]["results"]["vstar_bench"]["vstar_overall_acc,none"])
-    assert all(row[c] == "n/a" for c in ("fp", "fp_total", "tflops", "seconds", "failed"))
-    assert ("runs/llava_hf: vstar_bench reports no counters (fp, fp_total, tflops, seconds): accuracy only"
+    assert all(row[c] == "n/a" for c in ("fp", "fp_total", "bp", "tflops", "seconds", "failed"))
+    assert ("runs/llava_hf: vstar_bench reports no counters (fp, fp_total, bp, tflops, seconds): accuracy only"
             in done.stdout)
 
 
@@ -318,6 +318,66 @@ def test_runs_of_the_papers_models_sit_next_to_its_numbers(runs, tmp_path):
     assert f" | {LIMIT} | " in line and f" | {recall:.2f} | 72.77 | 77.49 | {accuracy - 72.77:.2f} | " in line
 
 
+def test_baseline_runs_are_named_as_the_paper_names_them_drawn_and_compared(runs, tmp_path):
+    """Real results files relabelled as LLaVA-1.5-7B runs of FOCUS, ZoomEye (ZoomEye's own logits
+    matching on V*Bench, and open-ended generation) and ViCrop, with set accuracies and counters:
+    each run's method and setting in the paper's words next to the paper's number for it, the
+    baseline runs on curves of their own in the plot beside the paper's points, and A.2's
+    efficiency ratio computed from the runs (never from a run against the paper)."""
+    _, _, results = runs
+    base = "pretrained=llava-hf/llava-1.5-7b-hf"
+    made = {  # name: (task, model arguments, accuracy %, fp, bp)
+        "focus-a": ("vstar", "n_steps=1,overrun=false", 60.0, 3.0, 0.0),
+        "focus-b": ("vstar", "n_steps=4", 70.0, 6.0, 0.0),
+        "zoomeye-1": ("vstar_logits", "method=zoomeye,zoomeye_depth=1,zoomeye_split=2", 50.0, 10.0, 0.0),
+        "zoomeye-2": ("vstar_logits", "method=zoomeye,zoomeye_depth=2", 65.0, 40.0, 0.0),
+        "zoomeye-5": ("vstar_logits", "method=zoomeye", 75.0, 50.0, 0.0),
+        "zoomeye-open": ("vstar", "method=zoomeye,zoomeye_decrements=0.1:0.2", 68.0, 30.0, 0.0),
+        "vicrop": ("vstar", "method=vicrop,vicrop_map=grad_att,vicrop_high=true", 55.0, 6.5, 6.5),
+    }
+    for name, (task, model_args, accuracy, fp, bp) in made.items():
+        data = json.loads(json.dumps(results["focus-2"]))
+        data["config"]["model"] = "llava_1_5_focus"
+        data["config"]["model_args"] = f"{base},{model_args}"
+        data["results"] = {task: dict(data["results"][task], **{"vstar_overall_acc,none": accuracy, "fp,none": fp,
+                                                                  "bp,none": bp})}
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "20260101_000000_results.json").write_text(json.dumps(data))
+    done = compare([*made, "--published", "--out", "out"], tmp_path)
+    assert done.returncode == 0, done.stderr
+    rows = {r["source"]: r for r in table(tmp_path / "out" / "vstar.csv") if r["metric"] == "overall"
+            and r["source"] != "paper"}
+    expected = {  # source: (method, setting, the paper's number for it)
+        "focus-a": ("FOCUS", "Steps-1 (no overrun)", "51.30"), "focus-b": ("FOCUS", "Steps-4 (overrun)", "68.06"),
+        "zoomeye-1": ("ZoomEye", "Depth-1 (2 crops)", "50.26"), "zoomeye-2": ("ZoomEye", "Depth-2 (4 crops)", "71.20"),
+        "zoomeye-5": ("ZoomEye", "Depth-5 (4 crops)", "77.48"),
+        "zoomeye-open": ("ZoomEye", "Depth-5 (4 crops); open-ended generation", "72.25"),
+        "vicrop": ("ViCrop", "grad-att-high", "54.97")}
+    assert {name: (r["method"], r["setting"], r["paper"]) for name, r in rows.items()} == expected
+    # options that differ between the runs of the row's method: FOCUS's k (Table 7: 15 below n_steps 4), ZoomEye's decrements
+    assert (rows["focus-a"]["options"], rows["focus-b"]["options"]) == ("k=15", "k=30")
+    assert rows["zoomeye-open"]["options"] == "zoomeye_decrements=[0.1, 0.2]" and rows["vicrop"]["options"] == ""
+    assert rows["zoomeye-5"]["options"] == "zoomeye_decrements=[0.1, 0.1, 0.2]"
+    assert (rows["vicrop"]["bp"], rows["focus-b"]["bp"]) == ("6.50", "0.00")
+    markdown = (tmp_path / "out" / "compare.md").read_text()
+    assert "| focus-a | llava_1_5_focus | LLaVA-1.5-7B | FOCUS | Steps-1 (no overrun) |" in markdown
+    assert "| fp | fp_total | bp | tflops |" in markdown and "bp: backward passes per question" in markdown
+    # A.2 from the runs: reference accuracy min(70, 75) = 70; FOCUS reaches it at 6 FP, ZoomEye's front
+    # (10, 50), (40, 65), (50, 75) at 40 + 10 * 5 / 10 = 45 FP: 7.50x. Against the open-ended run (68% at 30 FP)
+    # FOCUS needs 3 + 3 * 8 / 10 = 5.4 FP: 5.56x.
+    ratios = [line for line in markdown.splitlines() if line.startswith("- V*Bench overall: runs: ")]
+    assert ratios == [
+        "- V*Bench overall: runs: LLaVA-1.5-7B FOCUS vs runs: LLaVA-1.5-7B ZoomEye: reference accuracy 70.00; "
+        "FP 45.00 / 6.00 = 7.50x",
+        "- V*Bench overall: runs: LLaVA-1.5-7B FOCUS vs runs: LLaVA-1.5-7B ZoomEye (open-ended generation): reference "
+        "accuracy 68.00; FP 30.00 / 5.40 = 5.56x"]
+    assert "- V*Bench overall: paper: LLaVA-1.5-7B FOCUS vs paper: LLaVA-1.5-7B ZoomEye: reference accuracy 72.77" in markdown
+    assert not any("runs: " in line and "paper: " in line for line in markdown.splitlines() if line.startswith("- V*"))
+    drawn = {(p["source"], p["method"], p["setting"]) for p in table(tmp_path / "out" / "vstar_fp.points.csv")}
+    assert {(name, "zoomeye", setting) for name, (method, setting, _) in expected.items() if method == "ZoomEye"} <= drawn
+    assert ("paper", "zoomeye", "Depth-2 (4 crops)") in drawn and ("paper", "vicrop", "rel-att-high") in drawn
+
+
 # ---- VLMEvalKit runs (tests/vlmeval_e2e.py: made once per session, shared with test_vlmeval.py) ----
 
 VLMEVAL_OVERALL = {"VStarBench": "split=none|Overall", "HRBench4K": "cycle=Average|type=all|accuracy",
@@ -336,7 +396,7 @@ def test_vlmevalkit_and_lmms_eval_runs_of_the_same_questions_show_the_same_numbe
     summary = json.loads(summary_file.read_text())
     (lmms_file,) = runs.lmms_dir.rglob("*_results.json")
     lmms = json.loads(lmms_file.read_text())
-    same = ("model", "method", "setting", "options", "n", "accuracy", "fp", "fp_total", "tflops", "failed")
+    same = ("model", "method", "setting", "options", "n", "accuracy", "fp", "fp_total", "bp", "tflops", "failed")
     for dataset, entry in summary["results"].items():
         benchmark = entry["benchmark"]
         rows = {(r["source"], r["metric"]): r for r in table(tmp_path / "out" / f"{benchmark}.csv")}
@@ -377,7 +437,7 @@ def test_a_vlmevalkit_run_without_our_summary_is_read_from_its_status(vlmeval_si
     assert (row["source"], row["runner"], row["model"], row["method"]) == ("work", f"{model} (VLMEvalKit)", model,
                                                                             "vanilla")
     assert (float(row["accuracy"]), int(row["n"])) == (50.0, questions["VStarBench"])
-    assert all(row[c] == "n/a" for c in ("fp", "fp_total", "tflops", "seconds", "failed", "recall"))
+    assert all(row[c] == "n/a" for c in ("fp", "fp_total", "bp", "tflops", "seconds", "failed", "recall"))
     hr = [r for r in table(tmp_path / "out" / "hrbench4k.csv") if r["metric"] == "overall"]
     assert [int(r["n"]) for r in hr] == [questions["HRBench4K"]]
     assert not (tmp_path / "out" / "hrbench8k.csv").exists()

@@ -109,6 +109,31 @@ def test_ablation_switches_as_lmms_eval_passes_them():
     assert (config.expansion_threshold, config.nms_threshold, config.dataset) == (0.4, 0.2, "hrbench8k")
 
 
+def test_baseline_options_survive_lmms_evals_own_parsing():
+    """lmms-eval splits --model_args on commas outside brackets and turns numbers into numbers: a
+    list of ZoomEye decrements written with ':' arrives whole, one number becomes a float, and a
+    bracketed list arrives as one string that our parser names (before any weights load)."""
+    from lmms_eval.utils import simple_parse_args_string
+
+    def config(text, model="llava_ov_focus"):
+        return parse_model_args(model, **simple_parse_args_string(text)).config("vstar")
+
+    zoomeye = config("method=zoomeye,zoomeye_decrements=0.05:0.1:0.2,zoomeye_depth=2,zoomeye_split=2")
+    assert (zoomeye.method, zoomeye.zoomeye_decrements, zoomeye.zoomeye_depth, zoomeye.zoomeye_split) == (
+        "zoomeye", (0.05, 0.1, 0.2), 2, 2)
+    assert config("method=zoomeye,zoomeye_decrements=0.2").zoomeye_decrements == (0.2,)
+    assert config("zoomeye_tau_up=1,zoomeye_patch_scale=1").zoomeye_tau_up == 1.0
+    vicrop = config("method=vicrop,vicrop_map=grad_att,vicrop_high=true,vicrop_layer=10", "llava_1_5_focus")
+    assert (vicrop.method, vicrop.vicrop_map, vicrop.vicrop_high, vicrop.vicrop_layer) == ("vicrop", "grad_att", True, 10)
+    with pytest.raises(ValueError, match=r"llava_ov_focus: zoomeye_decrements='\[0.1,0.1,0.2\]': expected float "
+                                         "values separated by ':'"):
+        config("method=zoomeye,zoomeye_decrements=[0.1,0.1,0.2]")
+    with pytest.raises(ValueError, match="llava_ov_focus: zoomeye depths must be >= 1"):
+        config("zoomeye_depth=0")
+    with pytest.raises(ValueError, match=r"llava_ov_focus: vicrop_high=2: expected bool"):
+        config("vicrop_high=2")
+
+
 def test_loading_outputs_and_processor_args():
     args = parse_model_args("llava_ov_focus", device_map="auto", save_maps="maps", resume_dir="runs/ov")
     assert (args.device, args.device_map, args.save_maps, args.resume_dir) == (None, "auto", "maps", "runs/ov")

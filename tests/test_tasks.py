@@ -47,9 +47,9 @@ def prepared(key, path, answer_scheme="generate"):
     return benchmark.prepare(sources.load_split(key, source, "test"), answer_scheme)
 
 
-def counters(fp=3, targets=1, answer=1, flops=2e12, seconds=0.5, peak=1.25) -> Counters:
+def counters(fp=3, targets=1, answer=1, flops=2e12, seconds=0.5, peak=1.25, backward=2) -> Counters:
     c = Counters()
-    c.add("relevance", PassCost(passes=fp, batches=1, flops=flops, tokens=10))
+    c.add("relevance", PassCost(passes=fp, batches=1, flops=flops, tokens=10, backward=backward))
     c.add("targets", PassCost(passes=targets, batches=1, flops=0.0, tokens=5))
     c.add("answer", PassCost(passes=answer, batches=1, flops=0.0, tokens=5))
     c.seconds["ranking"] = seconds
@@ -157,8 +157,8 @@ def test_vstar_scores_record_with_counters_and_plain_answer(tiny):
     assert scored[f"vstar_{doc['category']}_acc"] is entry
     other = "relative_position" if doc["category"] == "direct_attributes" else "direct_attributes"
     assert scored[f"vstar_{other}_acc"] is None  # counted in the other category only
-    assert {k: scored[k] for k in COUNTER_COLUMNS} == {"fp": 3.0, "fp_total": 5.0, "tflops": 2.0, "seconds": 0.5,
-                                                       "peak_mem_gb": 1.25}
+    assert {k: scored[k] for k in COUNTER_COLUMNS} == {"fp": 3.0, "fp_total": 5.0, "bp": 2.0, "tflops": 2.0,
+                                                       "seconds": 0.5, "peak_mem_gb": 1.25}
     plain = vstar.process_results(doc, [wrong])  # e.g. lmms-eval's dummy model
     assert plain["vstar_overall_acc"]["score"] == 0
     assert all(plain[k] is None for k in COUNTER_COLUMNS)
@@ -377,8 +377,8 @@ def test_damaged_records_are_failures(payload, message):
 def test_counter_values_ignore_non_numbers():
     values = DocRecord(answer="A", counters={"fp": 2, "fp_total": float("nan"), "tflops": "3",
                                              "total_seconds": True}).counter_values()
-    assert values == {"fp": 2.0, "fp_total": None, "tflops": None, "seconds": None, "peak_mem_gb": None}
-    assert set(counters().to_dict()) >= {"fp", "fp_total", "tflops", "total_seconds", "peak_mem_gb"}
+    assert values == {"fp": 2.0, "fp_total": None, "bp": None, "tflops": None, "seconds": None, "peak_mem_gb": None}
+    assert set(counters().to_dict()) >= {"fp", "fp_total", "bp", "tflops", "total_seconds", "peak_mem_gb"}
 
 
 # ---- sources ---------------------------------------------------------------------------------

@@ -97,10 +97,10 @@ def test_decoding_defaults_are_the_tasks():
 
 
 def test_record_columns_and_summary_numbers():
-    good = DocRecord(answer="B", counters={"fp": 3, "fp_total": 5, "tflops": 0.5, "total_seconds": 2.0,
+    good = DocRecord(answer="B", counters={"fp": 3, "fp_total": 5, "bp": 1, "tflops": 0.5, "total_seconds": 2.0,
                                            "peak_mem_gb": 1.0}).to_response()
     bad = DocRecord.failure("ImageLoadError: no image").to_response()
-    assert vlmeval_run.record_columns(good) == {"fp": 3.0, "fp_total": 5.0, "tflops": 0.5, "seconds": 2.0,
+    assert vlmeval_run.record_columns(good) == {"fp": 3.0, "fp_total": 5.0, "bp": 1.0, "tflops": 0.5, "seconds": 2.0,
                                                 "peak_mem_gb": 1.0, "failed": 0, "error": None}
     assert vlmeval_run.record_columns(bad) == {**dict.fromkeys(COUNTER_COLUMNS), "failed": 1,
                                                "error": "ImageLoadError: no image"}
@@ -111,21 +111,58 @@ def test_record_columns_and_summary_numbers():
     summary = vlmeval_run.counter_summary(table)
     assert (summary["questions"], summary["failed"]) == (3, 1)
     assert summary["failed_rate"] == pytest.approx(1 / 3)
-    assert summary["fp"] == 5.0 and summary["fp_total"] == 5.0  # means over the two that ran
+    assert summary["fp"] == 5.0 and summary["fp_total"] == 5.0 and summary["bp"] == 1.0  # means over the two that ran
 
 
 def test_model_args_string_and_run_names(tmp_path):
     assert vlmeval_run.parse_args_string(" n_steps=4, pretrained=/m/x ,") == {"n_steps": "4", "pretrained": "/m/x"}
     with pytest.raises(vlmeval_run.UserError, match="NAME=VALUE pairs"):
         vlmeval_run.parse_args_string("n_steps")
-    (plain,) = vlmeval_run._models(["llava15_focus"], "")
+    (plain,) = vlmeval_run._models(["llava15_focus"], [""])
     assert plain.name == "llava15_focus" and plain.args.spec.family == "llava_1_5"
-    one, two = (vlmeval_run._models(["llava_ov_focus"], text)[0] for text in ("n_steps=4,method=vanilla",
+    one, two = (vlmeval_run._models(["llava_ov_focus"], [text])[0] for text in ("n_steps=4,method=vanilla",
                                                                               "method=vanilla, n_steps=4"))
-    assert one.name == two.name and one.name.startswith("llava_ov_focus-") and len(one.name) == len("llava_ov_focus-") + 8
+    assert one.name == two.name and one.name.startswith("llava_ov_vanilla-") and len(one.name) == len("llava_ov_vanilla-") + 8
     assert one.args.config("vstar").method == "vanilla" and one.args.max_new_tokens is None
-    assert vlmeval_run._models(["llava_ov_focus"], "max_new_tokens=8")[0].args.max_new_tokens == 8
-    assert vlmeval_run._models(["llava_ov_focus"], f"save_maps={tmp_path}")[0].name == "llava_ov_focus"
+    assert vlmeval_run._models(["llava_ov_focus"], ["max_new_tokens=8"])[0].args.max_new_tokens == 8
+    assert vlmeval_run._models(["llava_ov_focus"], [f"save_maps={tmp_path}"])[0].name == "llava_ov_focus"
+
+
+def test_run_names_say_the_method():
+    """The registered name (VLMEvalKit's work folder and file prefix) says the method; FOCUS keeps
+    the model's name; the digest covers the other arguments, so no two methods or settings share
+    a folder."""
+    def name(model, text):
+        return vlmeval_run._models([model], [text])[0].name
+
+    assert [name("llava_ov_focus", f"method={m}") for m in ("focus", "vanilla", "zoomeye", "vicrop")] == [
+        "llava_ov_focus", "llava_ov_vanilla", "llava_ov_zoomeye", "llava_ov_vicrop"]
+    assert name("llava15_focus", "method=zoomeye") == "llava15_zoomeye"
+    assert name("qwen2_5_vl_focus", "method=vicrop") == "qwen2_5_vl_vicrop"
+    rel, grad = (name("llava_1_5_focus", f"method=vicrop,vicrop_map={m}") for m in ("rel_att", "grad_att"))
+    assert rel != grad and rel.startswith("llava_1_5_vicrop-") and grad.startswith("llava_1_5_vicrop-")
+    assert name("llava_ov_focus", "n_steps=4").startswith("llava_ov_focus-")
+    assert name("llava_ov_focus", "method=focus,n_steps=4") == name("llava_ov_focus", "n_steps=4")
+    # one process, several runs: one --model-args string per model, in order; two identical runs are refused
+    runs = vlmeval_run._models(["llava_ov_focus", "llava_ov_focus", "llava_1_5_focus"],
+                               ["method=zoomeye", "method=vicrop,vicrop_map=grad_att", "method=vanilla"])
+    assert [r.name for r in runs][::2] == ["llava_ov_zoomeye", "llava_1_5_vanilla"]
+    assert runs[1].args.config(None).vicrop_map == "grad_att" and runs[2].args.spec.family == "llava_1_5"
+    with pytest.raises(vlmeval_run.UserError, match="one K=V,... string for all models or one per model"):
+        vlmeval_run._models(["llava_ov_focus"] * 3, ["method=zoomeye", "method=vicrop"])
+    with pytest.raises(vlmeval_run.UserError, match=r"two of the runs are the same \(llava_ov_zoomeye\)"):
+        vlmeval_run._models(["llava_ov_focus"] * 2, ["method=zoomeye"])
+
+
+def test_baseline_options_pass_the_one_parser():
+    """A list option survives `--model-args` (items separated by ':'); a bad value or a list with
+    commas is one line before VLMEvalKit is even looked for."""
+    (model,) = vlmeval_run._models(["llava_ov_focus"], ["method=zoomeye,zoomeye_decrements=0.1:0.1:0.2,zoomeye_depth=2"])
+    config = model.args.config("vstar")
+    assert (config.method, config.zoomeye_decrements, config.zoomeye_depth) == ("zoomeye", (0.1, 0.1, 0.2), 2)
+    (model,) = vlmeval_run._models(["llava_1_5_focus"], ["method=vicrop,vicrop_map=grad_att,vicrop_high=true"])
+    config = model.args.config("hrbench8k")
+    assert (config.method, config.vicrop_map, config.vicrop_high) == ("vicrop", "grad_att", True)
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -135,6 +172,16 @@ def test_model_args_string_and_run_names(tmp_path):
     (["--model", "llava_ov_focus", "--data", "VStarBench", "--model-args", "resume_dir=x"],
      "llava_ov_focus: unknown model argument 'resume_dir'"),  # lmms-eval's; VLMEvalKit resumes with --reuse
     (["--model", "llava_ov_focus", "--data", "VStarBench", "--model-args", "n_steps=0"], "n_steps must be >= 1"),
+    (["--model", "llava_ov_focus", "--data", "VStarBench", "--model-args", "method=zoomeye,zoomeye_split=3"],
+     "llava_ov_focus: zoomeye_split must be 4 or 2"),
+    (["--model", "llava_ov_focus", "--data", "VStarBench", "--model-args", "zoomeye_decrements=0.1:x"],
+     "llava_ov_focus: zoomeye_decrements='0.1:x': expected float values separated by ':'"),
+    (["--model", "llava_ov_focus", "--data", "VStarBench", "--model-args", "zoomeye_decrements=0.1,0.2"],
+     "--model-args expects NAME=VALUE pairs separated by commas, got '0.2'"),
+    (["--model", "llava_1_5_focus", "--data", "VStarBench", "--model-args", "method=vicrop,vicrop_map=attention"],
+     "llava_1_5_focus: vicrop_map='attention': expected one of ('rel_att', 'grad_att')"),
+    (["--model", "llava_1_5_focus", "--data", "VStarBench", "--model-args", "method=sliding"],
+     "llava_1_5_focus: method='sliding': expected one of ('focus', 'vanilla', 'zoomeye', 'vicrop')"),
     (["--model", "llava_ov_focus", "--data", "VStarBench"], vlmeval_run.NOT_FOUND),
     (["--model", "llava_ov_focus", "--data", "VStarBench", "--vlmevalkit", "/no/clone"],
      "--vlmevalkit /no/clone: not a VLMEvalKit clone"),

@@ -125,7 +125,7 @@ VLMEVAL_CATEGORIES = {
     "mme_realworld_lite": _MME_CATEGORIES,
 }
 # Per-question counters of our tasks (means) and the failure count and rate of a run.
-COUNTERS = ("fp", "fp_total", "tflops", "seconds", "peak_mem_gb")
+COUNTERS = ("fp", "fp_total", "bp", "tflops", "seconds", "peak_mem_gb")
 FAILURES = ("failed", "failed_rate")
 # ROI recall of our vstar tasks (focus_eval.recall): mean over the questions with GT boxes, a fraction.
 LMMS_EVAL_RECALL = "roi_recall"

@@ -2,14 +2,16 @@
 TFLOPs, a panel per headline metric.
 
 Every row of the benchmark's table is one marker: colour = method, shape = model, filled =
-runs, open = the paper. A method's points of one model are joined (solid: runs, dotted: the
-paper); a variant (an ablation or another answer scheme, `settings.py`) is a lone point named
-beside it. The Pareto front over all markers of a panel (less cost, more accuracy) is a
-dashed black staircase with rings on its points. Vanilla rows without an FP count sit at 0
-FPs (no search); rows without the axis' number (the paper's rows outside Table 14 on the
-TFLOPs axis, runs without counters) are not drawn, and the
-report's notes say how many. Drawn with matplotlib's Agg canvas (no display, no pyplot
-state); PNG metadata carries no version or date, so the same numbers give the same file.
+runs (ours: FOCUS and the baselines alike), open = the paper's printed numbers. The points of
+one curve (`report.curve_key`: source, model, method, search variant, answer scheme; they differ
+in their search budget, e.g. FOCUS's n_steps or ZoomEye's depth) are joined (solid: runs,
+dotted: the paper); a point off its method's published search or scheme (an ablation, another
+answer scheme, a ViCrop map, `settings.variant`) is named beside it. The Pareto front over all
+markers of a panel (less cost, more accuracy) is a dashed black staircase with rings on its
+points. Vanilla rows without an FP count sit at 0 FPs (no search); rows without the axis'
+number (the paper's rows outside Table 14 on the TFLOPs axis, runs without counters) are not
+drawn, and the report's notes say how many. Drawn with matplotlib's Agg canvas (no display, no
+pyplot state); PNG metadata carries no version or date, so the same numbers give the same file.
 
 `draw` returns what was drawn, read back from the plot's markers (`Point`); `--out` writes it
 beside each PNG as `<name>.points.csv`, and the tests compare it with the table.
@@ -24,7 +26,7 @@ from pathlib import Path
 
 from focus_eval.present.compare import settings
 from focus_eval.present.compare.names import BENCHMARKS, METHOD_TITLES
-from focus_eval.present.compare.report import PAPER, Report
+from focus_eval.present.compare.report import PAPER, Report, curve_key
 from focus_eval.present.compare.runs import Row
 from focus_eval.present.compare.stats import pareto_front
 
@@ -82,19 +84,19 @@ def draw(report: Report, benchmark: str, axis: str, path: Path, title_note: str 
                                 facecolors="none" if paper else colour, edgecolors=colour)
             drawn.append((marker, row, metric))
             variant = settings.variant(row.method, row.setting)
-            if variant:  # an ablation or another answer scheme: named at the point
+            if variant:  # an ablation, another answer scheme, a ViCrop map: named at the point
                 ax.annotate(variant, (x, row.value), xytext=(5, 4), textcoords="offset points", fontsize=7,
                             color=colour)
-            elif row.method != "vanilla":
-                curves.setdefault((paper, row.model, row.method), []).append((x, row.value))
+            if row.method != "vanilla":
+                curves.setdefault(curve_key(row), []).append((x, row.value))
             label = f"{'paper' if paper else 'runs'}: {row.model} {METHOD_TITLES.get(row.method, row.method)}"
             handles.setdefault(label, Line2D([], [], color=colour, marker=shape, linestyle="none", markersize=7,
                                              markerfacecolor="none" if paper else colour, label=label))
-        for (paper, model, method), points in curves.items():
+        for (kind, _, method, _, _), points in curves.items():
             if len(points) > 1:
                 xs, ys = zip(*sorted(points))
                 ax.plot(xs, ys, color=METHOD_COLOURS.get(method, "#76b7b2"), linewidth=1.0,
-                        linestyle=":" if paper else "-", alpha=0.7, zorder=2)
+                        linestyle=":" if kind == PAPER else "-", alpha=0.7, zorder=2)
         everything = [(x_value(r, axis), r.value) for r in rows if r.metric == metric and x_value(r, axis) is not None]
         front = pareto_front(everything)
         if front:
@@ -109,7 +111,7 @@ def draw(report: Report, benchmark: str, axis: str, path: Path, title_note: str 
         ax.grid(True, alpha=0.3)
     handles["front"] = Line2D([], [], color="black", linestyle="--", marker="o", markerfacecolor="none",
                               markersize=11, label="Pareto front (less cost, more accuracy)")
-    handles["source"] = Line2D([], [], color="none", label="filled: runs, open: paper")
+    handles["source"] = Line2D([], [], color="none", label="filled: runs, open: the paper's printed numbers")
     title = f"{BENCHMARKS[benchmark].title}: accuracy vs {AXES[axis].split(' per')[0]}"
     note = textwrap.fill(title_note, width=int(11 * figure.get_figwidth()))
     figure.suptitle(f"{title}\n{note}" if note else title, fontsize=13)

@@ -4,17 +4,24 @@
 selected models together per benchmark, in the order the runs were given, then the paper's.
 Tables show the benchmark's headline metrics (`names.BENCHMARKS`); the CSV written by
 --out holds every accuracy metric. Columns:
-- source (run label, or the paper), runner (lmms-eval --model), model, method, setting (the
-  paper's names, `settings.py`), options (FOCUS options that differ between the table's
-  runs and are not part of the setting, e.g. k=20);
+- source (run label, or the paper), runner (lmms-eval --model), model, method (FOCUS, vanilla,
+  ZoomEye, ViCrop, ...), setting (the paper's names, `settings.py`), options (those that differ
+  between the table's runs of the row's model and method and are not part of the setting, e.g.
+  k=20 or zoomeye_bias=0.6: neither a FOCUS option that differs between FOCUS runs on ZoomEye's
+  rows, nor the family defaults that differ between models);
 - n, accuracy and its 95% Wilson interval (`stats.wilson`; the paper's rows use the full
-  benchmark's question count), fp, fp_total, tflops, seconds, failed, recall (V*Bench's ROI
-  recall in percent, `RECALL_NOTE`; a Markdown table has the column where one of its rows has
-  a recall) ("n/a" where a run does not report it);
+  benchmark's question count), fp, fp_total, bp (backward passes: ViCrop's grad-att), tflops,
+  seconds, failed, recall (V*Bench's ROI recall in percent, `RECALL_NOTE`; a Markdown table has
+  the column where one of its rows has a recall) ("n/a" where a run does not report it);
 - with the paper: for each run row the paper's number for the same model, method, setting,
-  benchmark and metric (for a FOCUS setting the paper leaves unstated, its FOCUS number,
-  marked "*"), its recall where the paper gives one (Table 3), the difference run - paper in
-  points, and whether the paper's number lies in the run's interval.
+  benchmark and metric (for a FOCUS or ZoomEye setting the paper leaves unstated, Tables 2 and
+  5, that method's number, marked "*"), its recall where the paper gives one (Table 3), the
+  difference run - paper in points, and whether the paper's number lies in the run's interval.
+Efficiency (A.2, `Report.efficiency`): each method's points form curves over its search
+budget (`_curves`), the runs' apart from the paper's; FOCUS's curve is read against every other
+search method's curve of the same model and source, where both answer by the same scheme or
+each by its own (`settings.own_scheme`: the paper's own comparison pits FOCUS's generation
+against ZoomEye's logits matching on V*Bench).
 A paper number printed by several tables is one row listing them; its fp, tflops, seconds and
 recall are each taken from the first of those tables that prints one (Table 13's 2.19 s, Table
 14's 2.27 s for the same FOCUS run: the first wins).
@@ -36,12 +43,12 @@ from focus_eval.present.compare.stats import Efficiency, efficiency_ratio, wilso
 PAPER = "paper"
 # FocusConfig fields the setting name already states, or that are the same for every question of a benchmark.
 _IN_SETTING = {"method", "n_steps", "overrun", "relevance", "ranking", "layer_start", "layer_end", "answer_scheme",
-               "dataset"}
+               "dataset", "zoomeye_depth", "zoomeye_split", "vicrop_map", "vicrop_high"}
 # The paper's numbers that are columns of its accuracy rows (of the same table and configuration), not rows.
 _ROW_EXTRAS = ("seconds", "tflops", "recall")
 _NOT_ACCURACY = ("peak_mem_gb", *_ROW_EXTRAS)
 CSV_COLUMNS = ("source", "table", "runner", "model", "method", "setting", "options", "benchmark", "metric", "n",
-               "accuracy", "ci_low", "ci_high", "fp", "fp_total", "tflops", "seconds", "failed", "recall", "paper",
+               "accuracy", "ci_low", "ci_high", "fp", "fp_total", "bp", "tflops", "seconds", "failed", "recall", "paper",
                "paper_recall", "paper_table", "diff", "in_ci")
 RECALL_NOTE = ("recall: ROI recall in %, the mean over questions of the share of their GT boxes that an ROI covers "
                "by at least 50 %; ours counts the searched ROIs (given an existence check, or chosen; "
@@ -85,12 +92,16 @@ class Match:
 
 @dataclass
 class Series:
-    """Points of one method's accuracy-FP curve: (source kind, model, method, variant)."""
+    """Points of one method's accuracy-FP curve over its search budget: one source kind (runs
+    or the paper), model, method, search variant and answer scheme (`curve_key`)."""
 
     name: str
+    kind: str
     model: str
     method: str
-    variant: str
+    variant: str  # settings.search_variant: FOCUS's ablations, ViCrop's map; "" for the published search
+    scheme: str  # "generate" or "logits"
+    own: bool  # the method's own scheme on the benchmark (settings.own_scheme)
     points: list[tuple[float, float]] = field(default_factory=list)
 
 
@@ -120,23 +131,31 @@ class Report:
         return sorted(rows, key=lambda row: headline.index(row.metric))
 
     def options_text(self, benchmark: str) -> dict[int, str]:
-        """id(row) -> the FOCUS options that differ between the benchmark's runs."""
-        runs = [row for row in self.rows if row.benchmark == benchmark and row.options]
-        differing = sorted(name for name in set().union(*(row.options for row in runs)) - _IN_SETTING
-                           if len({repr(row.options.get(name)) for row in runs}) > 1)
-        return {id(row): ", ".join(f"{name}={row.options.get(name)}" for name in differing) for row in runs}
+        """id(row) -> the options that differ between the benchmark's runs of the row's model and method."""
+        groups = defaultdict(list)
+        for row in self.rows:
+            if row.benchmark == benchmark and row.options:
+                groups[(row.model, row.method)].append(row)
+        texts = {}
+        for runs in groups.values():
+            differing = sorted(name for name in set().union(*(row.options for row in runs)) - _IN_SETTING
+                               if len({repr(row.options.get(name)) for row in runs}) > 1)
+            texts.update({id(row): ", ".join(f"{name}={row.options.get(name)}" for name in differing) for row in runs})
+        return texts
 
     def efficiency(self) -> list[Ratio]:
-        """A.2's ratio for every FOCUS curve against every other search method's curve of the
-        same model, benchmark and headline metric, where the curves overlap."""
+        """A.2's ratio for every FOCUS curve of the published search against every other search
+        method's curve of the same source kind, model, benchmark and headline metric that answers
+        by the same scheme (or each by its own, as the paper compares), where the curves overlap."""
         ratios = []
         for benchmark in self.benchmarks():
             for metric in BENCHMARKS[benchmark].headline:
                 curves = _curves([r for r in self.rows if r.benchmark == benchmark and r.metric == metric])
-                for ours in (c for c in curves if c.method == "focus"):
+                for ours in (c for c in curves if c.method == "focus" and not c.variant):
                     for reference in curves:
-                        if ((reference.model, reference.variant) != (ours.model, ours.variant)
-                                or reference.method in ("focus", "vanilla", "chance")):
+                        if ((reference.kind, reference.model) != (ours.kind, ours.model)
+                                or reference.method in ("focus", "vanilla", "chance")
+                                or not (reference.scheme == ours.scheme or reference.own and ours.own)):
                             continue
                         found = efficiency_ratio(ours.points, reference.points)
                         if found is not None:
@@ -157,7 +176,8 @@ class Report:
             table = self._table(benchmark, rows)
             recall = f"; {RECALL_NOTE}" if _has_recall(rows) else ""
             parts.append(f"{title}\n\naccuracy in %, 95% Wilson interval over n questions; fp: search forward "
-                         f"passes per question{recall}\n\n{table}")
+                         f"passes per question; bp: backward passes per question (ViCrop's grad-att map, not "
+                         f"counted in fp){recall}\n\n{table}")
             others = sorted({r.metric for r in self.rows if r.benchmark == benchmark} - set(info.headline))
             if others:
                 parts.append(f"Other metrics ({', '.join(others)}): in {benchmark}.csv (--out).")
@@ -176,7 +196,7 @@ class Report:
             header.append("options")
         if len({row.metric for row in rows}) > 1:
             header.append("metric")
-        header += ["n", "accuracy", "95% CI", "fp", "fp_total", "tflops", "seconds", "failed"]
+        header += ["n", "accuracy", "95% CI", "fp", "fp_total", "bp", "tflops", "seconds", "failed"]
         if _has_recall(rows):
             header.append("recall")
         if self.with_paper:
@@ -209,7 +229,7 @@ class Report:
             "options": "", "benchmark": row.benchmark, "metric": row.metric,
             "n": "" if row.n is None else str(row.n), "accuracy": _fixed(row.value),
             "ci_low": "" if low == "" else _fixed(low), "ci_high": "" if high == "" else _fixed(high),
-            "fp": _value(row.fp, runs_only), "fp_total": _value(row.fp_total, runs_only),
+            "fp": _value(row.fp, runs_only), "fp_total": _value(row.fp_total, runs_only), "bp": _value(row.bp, runs_only),
             "tflops": _value(row.tflops, runs_only, "{:.4g}"), "seconds": _value(row.seconds, runs_only, "{:.3g}"),
             "failed": _value(row.failed, runs_only, "{:.0f}"), "recall": _value(row.recall, runs_only),
             "paper": paper, "paper_recall": paper_recall, "paper_table": paper_table, "diff": diff, "in_ci": in_ci,
@@ -238,7 +258,7 @@ def build_report(runs: RunData, paper: list[Row] | None) -> Report:
         for row in runs.rows:
             found = by_key.get(row.key)
             stated = True
-            if not found and row.method == "focus":
+            if not found and row.method in ("focus", "zoomeye"):
                 found, stated = by_key.get((row.model, row.method, "", row.benchmark, row.metric)), False
             if found:
                 matches[id(row)] = Match(found[0], stated)
@@ -261,16 +281,25 @@ def _repeated_runs(rows: list[Row]) -> list[str]:
     return notes
 
 
+def curve_key(row: Row) -> tuple[str, str, str, str, str]:
+    """The curve a row's point lies on: (source kind, model, method, search variant, answer
+    scheme); the points of one key differ only in their search budget."""
+    return (PAPER if row.source == PAPER else "runs", row.model, row.method,
+            settings.search_variant(row.method, row.setting), settings.answer_scheme(row.method, row.setting, row.benchmark))
+
+
 def _curves(rows: list[Row]) -> list[Series]:
-    """Accuracy-FP curves, the paper's and the runs' apart: one per model, method and variant
-    (the setting apart from the search budget, `settings.variant`)."""
+    """Accuracy-FP curves (`curve_key`) of the rows with a positive FP count."""
     curves: dict[tuple, Series] = {}
     for row in rows:
         if row.fp is None or row.fp <= 0:
             continue
-        kind, variant = "paper" if row.source == PAPER else "runs", settings.variant(row.method, row.setting)
-        name = f"{kind}: {row.model} {METHOD_TITLES.get(row.method, row.method)}" + (f" ({variant})" if variant else "")
-        series = curves.setdefault((kind, row.model, row.method, variant), Series(name, row.model, row.method, variant))
+        key = curve_key(row)
+        kind, model, method, variant, scheme = key
+        own = scheme == settings.own_scheme(method, row.benchmark)
+        label = "; ".join(filter(None, [variant, "" if own else settings.SCHEME_LABELS[scheme]]))
+        name = f"{kind}: {model} {METHOD_TITLES.get(method, method)}" + (f" ({label})" if label else "")
+        series = curves.setdefault(key, Series(name, kind, model, method, variant, scheme, own))
         series.points.append((row.fp, row.value))
     return list(curves.values())
 

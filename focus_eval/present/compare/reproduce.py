@@ -5,9 +5,12 @@ command and the number to expect.
 
 Made from the paper's numbers (`published.csv`) and the Table 7 configurations
 (`configs/*.yaml` through `focus_eval.config.load_config`); tests/test_reproduce.py fails when
-the committed file differs from this output. Producible: methods focus and vanilla, on the
-paper's models (names.FAMILY_MODELS), in settings our options express (settings.py), for
-accuracies our tasks report (names.LMMS_EVAL_METRICS).
+the committed file differs from this output. Producible: methods focus, vanilla, zoomeye and
+vicrop, on the paper's models (names.FAMILY_MODELS), in settings our options express
+(settings.py), for accuracies our tasks report (names.LMMS_EVAL_METRICS). Numbers of one
+configuration under two of the paper's labels (Table 10's "Depth-5 (4 crops)" on V*Bench and
+Tables 13 and 15's "Depth-5 (4 crops); logits matching") share one command: the section of the
+setting a run of it is named by (`settings.setting_name`).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from pathlib import Path
 
 from focus_eval.present.compare.names import BENCHMARKS, FAMILY_MODELS, LMMS_EVAL_METRICS, METHOD_TITLES, focus_model_id
 from focus_eval.present.compare.published import Published, published_rows
-from focus_eval.present.compare.settings import setting_options, variant
+from focus_eval.present.compare.settings import setting_name, setting_options, variant
 from focus_eval.config import load_config
 
 RUN_OPTIONS = "--batch_size 1 --log_samples"
@@ -32,15 +35,19 @@ configurations (`configs/*.yaml`); `tests/test_reproduce.py` fails when this fil
 generator disagree. Do not edit by hand.
 
 Below: every number of those tables that our models and tasks produce, grouped by the command
-that produces it: FOCUS and vanilla (`method=vanilla`) with LLaVA-1.5-7B, LLaVA-OV-7B and
-Qwen-2.5-VL-7B, including Table 3's ablations and Table 15's logits matching (task
-`vstar_logits`). Each command runs on one GPU as written; for several, start it with
-`accelerate launch --num_processes N -m lmms_eval` instead of `lmms-eval`. "expect" is in
-lmms-eval's own scale (V*Bench in %, HRBench and MME-RealWorld-Lite in 0-1), the paper's
-percentage beside it; `fp` is the search forward passes per question, as the paper counts
-them (our `fp` column). Not produced here: other methods (ZoomEye, ViCrop, DC², SEAL, random
-guess), Table 3's recall (needs V*Bench's target boxes), seconds and peak memory (hardware),
-and the paper's TFLOPs estimate (ours are analytic, `tflops`).
+that produces it: FOCUS, vanilla (`method=vanilla`), ZoomEye (`method=zoomeye`) and ViCrop
+(`method=vicrop`) with LLaVA-1.5-7B, LLaVA-OV-7B and Qwen-2.5-VL-7B, including Table 3's
+ablations and logits matching (task `vstar_logits`: Table 15's for FOCUS and vanilla, and
+ZoomEye's own scheme on V*Bench, C.5). Each command runs on one GPU as written; for several,
+start it with `accelerate launch --num_processes N -m lmms_eval` instead of `lmms-eval`.
+"expect" is in lmms-eval's own scale (V*Bench in %, HRBench and MME-RealWorld-Lite in 0-1), the
+paper's percentage beside it; `fp` is the search forward passes per question, as the paper
+counts them (our `fp` column; ViCrop's grad-att backward passes are the `bp` column). ZoomEye
+and ViCrop are our reimplementations from their papers and official code (`focus_eval/methods/`),
+with the official settings per family (second table below); the paper ran the official code,
+whose own published numbers are not reproduced either (ZoomEye's issue #4). Not produced here:
+DC², SEAL, random guess, Table 3's recall (needs V*Bench's target boxes), seconds and peak
+memory (hardware), and the paper's TFLOPs estimate (ours are analytic, `tflops`).
 
 After a run, `focus-eval compare runs/ --published` prints each number next to the paper's, the
 difference, and whether the paper's number lies in the run's 95% interval.
@@ -64,10 +71,10 @@ def _producible() -> dict[tuple[str, str, str], list[tuple[Published, list[str]]
     """(model, method, setting) -> [(row, tables printing the same number)], in table order."""
     groups: dict[tuple[str, str, str], dict[tuple, tuple[Published, list[str]]]] = defaultdict(dict)
     for row in published_rows():
-        if (row.model not in FAMILY_MODELS.values() or setting_options(row.method, row.setting) is None
+        if (row.model not in FAMILY_MODELS.values() or setting_options(row.method, row.setting, row.benchmark) is None
                 or _lmms_metric(row) is None):
             continue
-        cells = groups[(row.model, row.method, row.setting)]
+        cells = groups[(row.model, row.method, _run_setting(row))]
         first, tables = cells.setdefault((row.benchmark, row.metric, row.value), (row, []))
         if not first.fp and row.fp:  # Table 3 prints no FP for a number Table 10 prints with one
             cells[(row.benchmark, row.metric, row.value)] = (row, tables)
@@ -76,12 +83,27 @@ def _producible() -> dict[tuple[str, str, str], list[tuple[Published, list[str]]
     return {key: sorted(groups[key].values(), key=_cell_order) for key in ordered}
 
 
+def _run_setting(row: Published) -> str:
+    """The setting a run of the row's configuration is named by; "" stays "" (stated by no table)."""
+    if not row.setting:
+        return ""
+    options, logits = setting_options(row.method, row.setting, row.benchmark)
+    family = next(f for f, m in FAMILY_MODELS.items() if m == row.model)
+    config = load_config(family, row.benchmark, answer_scheme="logits" if logits else "generate", **options)
+    return setting_name(config.to_dict(), load_config(family, row.benchmark).to_dict())
+
+
+_METHOD_ORDER = ("vanilla", "focus", "zoomeye", "vicrop")
+
+
 def _group_order(key: tuple[str, str, str]) -> tuple:
-    """Vanilla first, then FOCUS along the paper's budgets (no overrun first), then its variants."""
+    """Vanilla, FOCUS, ZoomEye, ViCrop; each along the paper's budgets (FOCUS without overrun
+    first; ZoomEye by depth, 2 crops first), then its variants."""
     _, method, setting = key
-    options, _ = setting_options(method, setting)
-    return (method != "vanilla", bool(variant(method, setting)), not setting, options.get("overrun") == "true",
-            int(options.get("n_steps", 0)), setting)
+    options, _ = setting_options(method, setting, "")
+    return (_METHOD_ORDER.index(method), bool(variant(method, setting)), not setting, options.get("overrun") == "true",
+            int(options.get("n_steps", 0)), int(options.get("zoomeye_depth", 0)), int(options.get("zoomeye_split", 0)),
+            setting)
 
 
 def _cell_order(cell: tuple[Published, list[str]]) -> tuple:
@@ -99,13 +121,21 @@ def _lmms_metric(row: Published) -> tuple[str, float] | None:
     return None
 
 
+def _task(row: Published) -> str:
+    """Our task for a row: vstar_logits where the row's V*Bench number is logits matching."""
+    _, logits = setting_options(row.method, row.setting, row.benchmark)
+    return "vstar_logits" if logits and row.benchmark == "vstar" else row.benchmark
+
+
+_UNSTATED = {"focus": "our defaults, n_steps=8 with overrun", "zoomeye": "the official Depth-5 (4 crops)"}
+
+
 def _command_section(model: str, method: str, setting: str, cells: list[tuple[Published, list[str]]]) -> str:
-    options, logits = setting_options(method, setting)
-    tasks = list(dict.fromkeys("vstar_logits" if logits and row.benchmark == "vstar" else row.benchmark
-                               for row, _ in cells))
+    options, _ = setting_options(method, setting, cells[0][0].benchmark)
+    tasks = list(dict.fromkeys(_task(row) for row, _ in cells))
     title = f"{METHOD_TITLES[method]}, {setting}" if setting else METHOD_TITLES[method]
-    if method == "focus" and not setting:
-        title += " (the paper states no setting: our defaults, n_steps=8 with overrun)"
+    if method in _UNSTATED and not setting:
+        title += f" (the paper states no setting: {_UNSTATED[method]})"
     slug = re.sub(r"[^a-z0-9]+", "-", f"{method} {setting}".lower()).strip("-")
     command = (f"lmms-eval --model {focus_model_id(model)} --model_args {','.join(f'{k}={v}' for k, v in options.items())} "
                f"--tasks {','.join(tasks)} {RUN_OPTIONS} --output_path runs/{model.lower()}/{slug}")
@@ -113,7 +143,7 @@ def _command_section(model: str, method: str, setting: str, cells: list[tuple[Pu
              "| task | metric | expect | paper [%] | fp | tables |", "| --- | --- | --- | --- | --- | --- |"]
     for row, tables in cells:
         name, factor = _lmms_metric(row)
-        task = "vstar_logits" if logits and row.benchmark == "vstar" else row.benchmark
+        task = _task(row)
         expect = f"{row.number:.2f}" if factor == 1 else f"{row.number / factor:.4f}"
         lines.append(f"| {task} | {name} | {expect} | {row.value} | {row.fp or '-'} | {', '.join(tables)} |")
     return "\n".join(lines)
@@ -132,6 +162,21 @@ def _configurations() -> str:
             lines.append(f"| {family} | {benchmark} | {config.k} | {small.k} | {config.s_min} | {config.s_max} | "
                          f"{config.s_dist:g} | {config.layer_start}-{config.layer_end} | {config.t_type2:g} | "
                          f"{config.t_obj_dist:g} |")
+    lines += ["", "The baselines' settings per family (the official code's; `zoomeye_*`, `vicrop_*` in the same YAML "
+              "files): ZoomEye's priority bias b, patch scale, answering threshold tau_up and its lowering "
+              "decrements; ViCrop's attention layer (0-based) in the paper's 7B model, scaled from the official "
+              "layer of the official model's depth where that differs, and its crop window side.", "",
+              "| family | zoomeye_bias | zoomeye_patch_scale | zoomeye_tau_up | zoomeye_decrements | ViCrop layer | "
+              "vicrop_crop_side |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    for family in FAMILY_MODELS:
+        config = load_config(family)
+        depth = config.reference_num_layers  # the paper's 7B model's decoder layers
+        layer = f"{config.vicrop_layer_index(depth)} of {depth}"
+        if config.vicrop_reference_num_layers != depth:
+            layer += f" ({config.vicrop_layer} of {config.vicrop_reference_num_layers})"
+        lines.append(f"| {family} | {config.zoomeye_bias:g} | {config.zoomeye_patch_scale:g} | "
+                     f"{config.zoomeye_tau_up:g} | {', '.join(f'{d:g}' for d in config.zoomeye_decrements)} | "
+                     f"{layer} | {config.vicrop_crop_side} |")
     return "\n".join(lines)
 
 

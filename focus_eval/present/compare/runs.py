@@ -30,14 +30,15 @@ lmms-eval (`LmmsEvalReader`): `<output_path>/<model>/<date>_results.json`, with
   `overall` and for a task's only accuracy; for other accuracies the questions with an entry
   in our tasks' samples log (other tasks' logs may hold every image, so they are not read).
   lmms-eval always writes `n-samples`: a task without it is listed in `not_compared`.
-- Counters (fp, fp_total, tflops, seconds, peak_mem_gb), failures (failed, failed_rate) and
+- Counters (fp, fp_total, bp, tflops, seconds, peak_mem_gb), failures (failed, failed_rate) and
   our V*Bench tasks' `roi_recall` (a fraction; percent in `Row.recall`) are the task's values
   when it reports them, on every row of the task; None otherwise ("n/a").
 
 VLMEvalKit (`VlmevalReader`): a run folder `<work-dir>/<model>/<eval id>/` holds VLMEvalKit's
 `status.json` (per dataset: status, metrics, prediction file) and, for `focus-eval vlmeval`,
-`focus_summary.json` (the same metrics, plus our model and its arguments, counters and failures;
-model_wrappers/vlmeval_run.py). A run is read from its summary when it has one, else from
+`focus_summary.json` (the same metrics, plus our model, its method and arguments, counters and
+failures; model_wrappers/vlmeval_run.py). The summary's method is the one the run resolved; it
+wins over the model arguments, so that a run's method stays what it was if a default changes. A run is read from its summary when it has one, else from
 status.json: VLMEvalKit's own model (its model name), method vanilla, no counters. VLMEvalKit
 links `<work-dir>/<model>/status.json` to the latest run's; links are not read again.
 - Dataset names map to benchmarks as lmms-eval's tasks do (VStarBench, HRBench4K, HRBench8K,
@@ -87,6 +88,7 @@ class Row:
     n: int | None  # questions behind the value
     fp: float | None = None
     fp_total: float | None = None
+    bp: float | None = None  # backward passes per question (ViCrop's grad-att)
     tflops: float | None = None
     seconds: float | None = None
     failed: float | None = None
@@ -272,6 +274,8 @@ class VlmevalReader:
                 raise CompareError(f"{run_dir / FOCUS_SUMMARY}: not a focus-eval vlmeval summary (no 'results' object)")
             model_id = str(summary.get("focus_model"))
             model_args = _parse_model_args(_object(summary, "model_args", run_dir / FOCUS_SUMMARY))
+            if summary.get("method"):  # the method the run resolved (older summaries: from model_args alone)
+                model_args["method"] = str(summary["method"])
             runner, datasets = str(summary.get("model")), summary["results"]
             source = run_dir / FOCUS_SUMMARY
         else:
@@ -345,16 +349,17 @@ def _question_counts(run_dir: Path, prediction_file: Any, benchmark: str) -> dic
 
 # ---- both -----------------------------------------------------------------------------------
 
-_COSTS = ("fp", "fp_total", "tflops", "seconds", "failed")
+_COUNTED = ("fp", "fp_total", "bp", "tflops", "seconds")
+_COSTS = (*_COUNTED, "failed")
 
 
 def _costs(reported: dict[str, Any], where: str, task: str, label: str, run: RunData,
            suffix: str = "") -> dict[str, float | None]:
-    """A task's fp, fp_total, tflops, seconds and failed count (`_checked`, `where` + the field and
+    """A task's fp, fp_total, bp, tflops, seconds and failed count (`_checked`, `where` + the field and
     `suffix`), None where it reports none; a task without counters is noted."""
     costs = {name: _checked(reported.get(name), f"{where} {name}{suffix}", run) for name in _COSTS}
-    if all(reported.get(name) is None for name in _COSTS[:-1]):
-        run.notes.append(f"{label}: {task} reports no counters (fp, fp_total, tflops, seconds): accuracy only")
+    if all(reported.get(name) is None for name in _COUNTED):
+        run.notes.append(f"{label}: {task} reports no counters ({', '.join(_COUNTED)}): accuracy only")
     return costs
 
 

@@ -320,12 +320,29 @@ def write_dataset(out_dir: str | Path, n: int, seed: int) -> Path:
     return write_rows(out_dir, build_rows(n, seed))
 
 
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (a count of questions)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> None:
+    from focus_eval.outputs import OutputLocationError, check_writable_dir
+
     parser = argparse.ArgumentParser(description="Write the proving ground's V*Bench-like questions.")
     parser.add_argument("out_dir")
-    parser.add_argument("--questions", type=int, default=600)
+    parser.add_argument("--questions", type=positive_int, default=600)
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
+    try:
+        check_writable_dir(args.out_dir)
+    except OutputLocationError as error:
+        parser.exit(2, f"{parser.prog}: error: {error}\n")
     print(write_dataset(args.out_dir, args.questions, args.seed))
 
 

@@ -32,11 +32,23 @@ relevance maps):
      conversations about a view, loss on the answers only, in three phases whose gates are
      checked on held-out views at their end:
        1. naming ("What shape is in the image?" on a crop of one object);
-       2. + existence, FOCUS's own check prompt, with hard negatives: a crop of one object
-          asked about the shape of another object of the same scene;
-       3. + the VQA in V*Bench's prompt format (the vstar task's doc_to_text): the pattern of
-          a named object on crops where it is legible, left/right of two objects on any view
-          that shows both.
+       2. + existence, FOCUS's own check prompt (also ZoomEye's existence question), with hard
+          negatives: a crop of one object asked about the shape of another object of the same
+          scene;
+       3. + ZoomEye's latent question (its local-view prompt, as LLaVA-1.5 gets it): Yes for an
+          object at least partly in the view, No for one elsewhere or not in the scene;
+          + ZoomEye's answering question ("Could you answer the question ...?", the attribute
+          question or its decomposed "What is the appearance of the {target}?"): Yes when the
+          object is whole in the view and its pattern legible, else No (the full image, a
+          crop without it); + the VQA in V*Bench's prompt format (the vstar task's
+          doc_to_text): the pattern of a named object on crops where it is legible, left/right
+          of two objects on any view that shows both, on one image and, for ViCrop's final
+          input, on two (the full view, then the crop; TWO_IMAGE_BATCH per step).
+     So every method compared on the proving ground meets prompts it was trained on: FOCUS's
+     and ZoomEye's confidence questions and each method's final input. ViCrop's map prompts
+     (the bare question or the generic description + "Answer the question using a single word
+     or phrase.") are in the tokenizer's corpus but not supervised: ViCrop reads attention
+     from them, never an answer.
      Tasks weigh TASK_WEIGHTS in the loss (balanced_loss); the patch-word loss of B0 stays on
      at PATCH_WORD_WEIGHT so that the projector keeps the alignment.
 Why B0 (measured on the held-out gates, each a full training run): without any patch-word loss
@@ -49,8 +61,8 @@ The held-out gates (GT-crop accuracy, existence AUC vs another object's crop and
 crop) are measured again on the saved checkpoint through the adapter by evaluate.py.
 
 Determinism: every random draw comes from numpy generators seeded by --seed and from
-torch.manual_seed(seed); torch runs with --threads threads (2 by default). The same seed,
-thread count and machine give the same weights.
+torch.manual_seed(seed); torch runs with --threads threads. The same seed, thread count and
+machine give the same weights: seed 0 on 1 thread is the committed checkpoint (run.py).
 """
 
 from __future__ import annotations
@@ -72,6 +84,7 @@ import yaml
 from PIL import Image
 
 from focus_eval.config import FocusConfig
+from focus_eval.methods.zoomeye.prompts import ANSWERING_PROMPT, DECOMPOSED_QUESTION, LATENT_PROMPTS
 from focus_eval.model_wrappers.tiny import tiny_parts, with_dimensions
 from focus_eval.proving_ground.scenes import (
     DISTRACTOR,
@@ -95,6 +108,7 @@ TEXT = dict(hidden_size=128, intermediate_size=384, num_hidden_layers=4, num_att
 CELL = max(SCENE_SIZE) / GRID  # px of the scene per grid cell (56)
 
 EXISTENCE_PROMPT = FocusConfig().existence_prompt  # FOCUS's check prompt: "Is there a {target} ..."
+LATENT_PROMPT = LATENT_PROMPTS["local"]  # ZoomEye's latent question as LLaVA-1.5 (a local-view model) gets it
 NAMING_PROMPT = "What shape is in the image?"
 YES, NO = "Yes", "No"
 SHAPE_GATE = 0.85
@@ -103,6 +117,7 @@ PATTERN_TARGET = 0.95  # per-patch pattern accuracy on crops before stage A ends
 SHAPE_CLASS_WEIGHTS = torch.tensor([1.0] + [5.0] * len(SHAPES) + [3.0])
 CHECK_EVERY = 100
 PATCH_WORD_WEIGHT = 0.5
+TWO_IMAGE_BATCH, TWO_IMAGE_WEIGHT = 8, 0.25  # ViCrop's [full image, crop] answers (train_language)
 ALIGN_STEPS = 600
 ALIGN_LR = 3e-3
 LANGUAGE_LR = 1e-3
@@ -131,9 +146,14 @@ def corpus() -> list[str]:
     """What the tokenizer is trained on: every prompt and answer the proving ground uses."""
     lines = [NAMING_PROMPT, YES, NO, *SHAPES, *PATTERNS, "left", "right", "A B C D"]
     lines += [EXISTENCE_PROMPT.format(target=shape) for shape in SHAPES]
+    lines += [LATENT_PROMPT.format(target=shape) for shape in SHAPES]
+    config = FocusConfig()
+    lines += [f"{config.vicrop_generic_prompt} {config.vicrop_instruction}"]
     for first in SHAPES:
         lines.append(vstar_prompt(f"What is the pattern of the {first}?"
                                   + "".join(f"\n({'ABCD'[i]}) {p}" for i, p in enumerate(PATTERNS))))
+        lines += [ANSWERING_PROMPT.format(question=question) for question in answerable_questions(first)]
+        lines.append(f"What is the pattern of the {first}? {config.vicrop_instruction}")
         lines += [vstar_prompt(f"Is the {first} on the left or right side of the {second}?\n(A) left\n(B) right")
                   for second in SHAPES if second != first]
     lines.append("USER: ASSISTANT: A. B. C. D.")
@@ -255,10 +275,19 @@ def legible(box: Box) -> bool:
 # ---- conversations ----------------------------------------------------------------------
 
 Turn = tuple[str, str, str]  # (task, prompt, answer)
-TASKS = ("naming", "existence", "attribute", "relative")
+TASKS = ("naming", "existence", "latent", "answering", "attribute", "relative")
 # Existence against another object's crop needs the most training: with equal weights it stayed at
 # AUC 0.51 after 800 steps (the patch-word loss slows it; without that loss, 0.93 after 350).
-TASK_WEIGHTS = {"naming": 1.0, "existence": 2.0, "attribute": 1.0, "relative": 1.0}
+# With ZoomEye's questions beside it at full weight (and ViCrop's two-image batch at 0.5) existence
+# against another object's crop fell to AUC 0.52 on the held-out gates (seed 0, recipe search).
+TASK_WEIGHTS = {"naming": 1.0, "existence": 4.0, "latent": 0.5, "answering": 0.5, "attribute": 1.0, "relative": 1.0}
+
+
+def answerable_questions(kind: str) -> tuple[str, str]:
+    """The two questions ZoomEye's answering confidence asks about one object: the attribute
+    question itself (a single-target question, bare as the search gets it) and its decomposed
+    question (each target of a multi-target question, e.g. left/right)."""
+    return f"What is the pattern of the {kind}?", DECOMPOSED_QUESTION.format(target=kind)
 
 
 def existence_turns(scene: Scene, box: Box, rng: np.random.Generator) -> list[Turn]:
@@ -274,11 +303,35 @@ def existence_turns(scene: Scene, box: Box, rng: np.random.Generator) -> list[Tu
     return turns
 
 
+def zoomeye_turns(scene: Scene, box: Box, rng: np.random.Generator) -> list[Turn]:
+    """ZoomEye's other two confidence questions in LLaVA-1.5's local view, with existence's
+    negatives, one question of each answer per view (each view already asks existence about every
+    object it shows). Latent ("is it possible to find a {target} in the image?"): Yes for an
+    object at least partly in the view, No for one elsewhere or a shape not in the scene. Answering
+    ("Could you answer the question ...?") about one object the view shows whole and one other:
+    Yes when the object is whole and its pattern legible in the view, else No."""
+    shares = [scene.visible_fraction(i, box) for i in range(len(scene.objects))]
+    partly = [o.kind for o, share in zip(scene.objects, shares) if share > ABSENT]
+    elsewhere = [o.kind for o, share in zip(scene.objects, shares) if share <= ABSENT]
+    missing = [s for s in SHAPES if s not in {o.kind for o in scene.objects}]
+    negatives = list(rng.permutation(elsewhere)) + list(rng.permutation(missing))
+    turns = [("latent", LATENT_PROMPT.format(target=kind), YES) for kind in rng.permutation(partly)[:1]]
+    turns += [("latent", LATENT_PROMPT.format(target=kind), NO) for kind in negatives[:1]]
+    whole = [i for i, share in enumerate(shares) if share >= 0.9]
+    others = [i for i in range(len(scene.objects)) if i not in whole]
+    asked = ([int(rng.choice(whole))] if whole else []) + ([int(rng.choice(others))] if others else [])
+    for i in asked:
+        question = answerable_questions(scene.objects[i].kind)[int(rng.integers(2))]
+        answerable = i in whole and legible(box)
+        turns.append(("answering", ANSWERING_PROMPT.format(question=question), YES if answerable else NO))
+    return turns
+
+
 def conversation(scene: Scene, kind: str, box: Box, rng: np.random.Generator) -> list[Turn]:
     """Every question the view can answer (module docstring), in random order."""
     shares = [scene.visible_fraction(i, box) for i in range(len(scene.objects))]
     whole = [i for i, share in enumerate(shares) if share >= 0.9]
-    turns = existence_turns(scene, box, rng)
+    turns = existence_turns(scene, box, rng) + zoomeye_turns(scene, box, rng)
     if kind == "object" and len(whole) == 1 and sum(share > ABSENT for share in shares) == 1:
         turns.append(("naming", NAMING_PROMPT, scene.objects[whole[0]].kind))
     if legible(box):
@@ -329,9 +382,9 @@ class Conversations:
             self._cache[text] = self.tokenizer(text, add_special_tokens=False)["input_ids"]
         return self._cache[text]
 
-    def prompt_ids(self, question: str) -> list[int]:
-        """BOS + the templated question with its image, up to "ASSISTANT:"."""
-        content = [{"type": "image"}, {"type": "text", "text": question}]
+    def prompt_ids(self, question: str, images: int = 1) -> list[int]:
+        """BOS + the templated question after its `images` images, up to "ASSISTANT:"."""
+        content = [{"type": "image"}] * images + [{"type": "text", "text": question}]
         text = self.processor.apply_chat_template([{"role": "user", "content": content}],
                                                   add_generation_prompt=True, tokenize=False)
         ids = [self.tokenizer.bos_token_id]
@@ -339,8 +392,8 @@ class Conversations:
             ids += [token] * (GRID * GRID if token == self.image_token else 1)
         return ids
 
-    def encode(self, turns: Sequence[Turn]) -> Encoded:
-        prompts = [self.prompt_ids(question) for _, question, _ in turns]
+    def encode(self, turns: Sequence[Turn], images: int = 1) -> Encoded:
+        prompts = [self.prompt_ids(question, images) for _, question, _ in turns]
         replies = [self._tokens(" " + answer) + [self.tokenizer.eos_token_id] for _, _, answer in turns]
         shared = len(prompts[0])
         for prompt in prompts[1:]:
@@ -386,24 +439,27 @@ class ViewSet:
     pattern: np.ndarray  # [n, 64] int64
     kinds: list[str]
     turns: list[list[Turn]]
+    full_view: list[int]  # index of the full view of each view's scene
     scenes: list[Scene] = field(repr=False)
 
 
 def build_views(n_scenes: int, seed: int) -> ViewSet:
     """`n_scenes` scenes and their views (sample_views) with per-patch labels and questions."""
     rng = np.random.default_rng([seed, 7])
-    images, shapes, patterns, kinds, turns, scenes = [], [], [], [], [], []
+    images, shapes, patterns, kinds, turns, full_view, scenes = [], [], [], [], [], [], []
     for _ in range(n_scenes):
         scene = make_scene(rng)
         scenes.append(scene)
+        full = len(images)  # sample_views puts the full view first
         for kind, box in sample_views(scene, rng):
+            full_view.append(full)
             shape, pattern = patch_labels(scene, box, legible(box))
             images.append(render(scene, box))
             shapes.append(shape)
             patterns.append(pattern)
             kinds.append(kind)
             turns.append(conversation(scene, kind, box, rng))
-    return ViewSet(np.stack(images), np.stack(shapes), np.stack(patterns), kinds, turns, scenes)
+    return ViewSet(np.stack(images), np.stack(shapes), np.stack(patterns), kinds, turns, full_view, scenes)
 
 
 def pixel_tensor(images: np.ndarray, processor) -> torch.Tensor:
@@ -582,12 +638,15 @@ def align_projector(model, features: torch.Tensor, targets: torch.Tensor, *, ste
 
 
 def train_language(model, processor, features: torch.Tensor, turns: Sequence[Sequence[Turn]], phases: Sequence[Phase],
-                   *, patch_words: torch.Tensor, batch: int, seed: int, gate: Callable[[str], dict[str, Any]],
-                   log: Callable[[str], None]) -> list[dict[str, Any]]:
+                   *, full_view: Sequence[int], patch_words: torch.Tensor, batch: int, seed: int,
+                   gate: Callable[[str], dict[str, Any]], log: Callable[[str], None]) -> list[dict[str, Any]]:
     """Stage B (module docstring): projector + language model, tower frozen; `gate(phase)`
     measures a phase's held-out results at its end. Returns the phases' logs.
 
-    patch_words [n, 64, 2]: the patch-word loss's targets (patch_word_targets), weighted PATCH_WORD_WEIGHT."""
+    patch_words [n, 64, 2]: the patch-word loss's targets (patch_word_targets), weighted PATCH_WORD_WEIGHT.
+    full_view[i]: the full view of view i's scene; in phases with the VQA, every step adds a
+    batch of TWO_IMAGE_BATCH two-image VQA conversations (ViCrop's final input: the full view,
+    then the crop view i, asked view i's VQA), weighted TWO_IMAGE_WEIGHT."""
     for parameter in model.model.vision_tower.parameters():
         parameter.requires_grad_(False)
     trained = list(model.model.multi_modal_projector.parameters()) + list(model.model.language_model.parameters())
@@ -596,6 +655,9 @@ def train_language(model, processor, features: torch.Tensor, turns: Sequence[Seq
     pad_id = processor.tokenizer.pad_token_id
     rng = np.random.default_rng([seed, 13])
     total, done, logs = sum(phase.steps for phase in phases), 0, []
+    vqa = [[turn for turn in view if turn[0] in ("attribute", "relative")] if full_view[i] != i else []
+           for i, view in enumerate(turns)]
+    with_vqa = [i for i, view in enumerate(vqa) if view]
     for phase in phases:
         kept = [[turn for turn in view if turn[0] in phase.tasks] for view in turns]
         usable = [i for i, view in enumerate(kept) if view]
@@ -607,6 +669,12 @@ def train_language(model, processor, features: torch.Tensor, turns: Sequence[Seq
             logits = language_logits(model, features[index], tensors["ids"], tensors["mask"], tensors["positions"])
             loss = balanced_loss(logits, tensors["labels"], tensors["task"])
             loss = loss + PATCH_WORD_WEIGHT * patch_word_loss(model, features[index], patch_words[index])
+            if "attribute" in phase.tasks:
+                pairs = rng.choice(with_vqa, size=min(TWO_IMAGE_BATCH, len(with_vqa)), replace=False)
+                two = batch_tensors([conversations.encode(vqa[i], images=2) for i in pairs], pad_id)
+                both = torch.cat([features[[full_view[i] for i in pairs]], features[pairs]], 1)  # [b, 128, hidden]
+                logits = language_logits(model, both, two["ids"], two["mask"], two["positions"])
+                loss = loss + TWO_IMAGE_WEIGHT * balanced_loss(logits, two["labels"], two["task"])
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -624,7 +692,7 @@ def train_language(model, processor, features: torch.Tensor, turns: Sequence[Seq
 
 @dataclass(frozen=True)
 class Probe:
-    kind: str  # naming, exist_gt, exist_other, exist_random, attr_gt, attr_full, rel_gt, rel_full
+    kind: str  # naming, exist_gt, exist_other, exist_random, answer_gt, answer_full, attr_gt, attr_full, rel_gt, rel_full
     scene: int
     box: Box
     prompt: str
@@ -635,7 +703,8 @@ def build_probes(scenes: Sequence[Scene], seed: int) -> list[Probe]:
     """Held-out questions per scene about one of its objects (the target): naming and existence
     on the target's GT crop; existence of the target on ANOTHER object's GT crop and on a
     random crop showing no object (hard and easy negatives); the pattern question on the GT
-    crop (oracle) and on the full image (vanilla); a relative-position question likewise."""
+    crop (oracle) and on the full image (vanilla); ZoomEye's answering question about it on the
+    GT crop (answerable) and on the full image (not); a relative-position question likewise."""
     rng = np.random.default_rng([seed, 17])
     width, height = SCENE_SIZE
     probes = []
@@ -657,6 +726,9 @@ def build_probes(scenes: Sequence[Scene], seed: int) -> list[Probe]:
             if all(scene.visible_fraction(i, empty) <= ABSENT for i in range(len(scene.objects))):
                 probes.append(Probe("exist_random", index, empty, exist, NO))
                 break
+        answering = ANSWERING_PROMPT.format(question=answerable_questions(thing.kind)[0])
+        probes.append(Probe("answer_gt", index, crop, answering, YES))
+        probes.append(Probe("answer_full", index, (0, 0, width, height), answering, NO))
         attribute = question_for(scene, "direct_attributes", rng, target=target)
         probes.append(Probe("attr_gt", index, crop, vstar_prompt(attribute["text"]), attribute["label"]))
         probes.append(Probe("attr_full", index, (0, 0, width, height), vstar_prompt(attribute["text"]),
@@ -683,13 +755,14 @@ def probe_report(probes: Sequence[Probe], logits: torch.Tensor, tokenizer) -> di
     confidence = {}
     correct: dict[str, list[bool]] = {}
     for probe, row in zip(probes, logits):
-        if probe.kind.startswith("exist"):
+        if probe.kind.startswith(("exist", "answer")):
             pair = torch.softmax(row[[yes, no]].float(), -1)
             confidence.setdefault(probe.kind, []).append(float(2 * (pair[0] - 0.5)))
         correct.setdefault(probe.kind, []).append(int(row.argmax()) == first[probe.answer])
     report = {f"acc_{kind}": float(np.mean(hits)) for kind, hits in sorted(correct.items())}
     report["auc_other"] = auc(confidence.get("exist_gt", []), confidence.get("exist_other", []))
     report["auc_random"] = auc(confidence.get("exist_gt", []), confidence.get("exist_random", []))
+    report["auc_answering"] = auc(confidence.get("answer_gt", []), confidence.get("answer_full", []))
     return report
 
 
@@ -725,7 +798,7 @@ def cpu_seconds() -> float:
 
 def train(out: Path, *, seed: int = 0, scenes: int = 2400, dev_scenes: int = 120, tower_steps: int = 1500,
           align_steps: int = ALIGN_STEPS,
-          phases: Sequence[Phase] = PHASES, batch: int = 32, threads: int = 2, control: Path | None = None,
+          phases: Sequence[Phase] = PHASES, batch: int = 32, threads: int = 1, control: Path | None = None,
           log: Callable[[str], None] = print) -> dict[str, Any]:
     """Train and save the checkpoint to `out` (and the untrained-LM control to `control`);
     returns the training report, also written to `out/training.json`."""
@@ -758,8 +831,8 @@ def train(out: Path, *, seed: int = 0, scenes: int = 2400, dev_scenes: int = 120
 
     patch_words = patch_word_targets(train_views.shape, train_views.pattern, processor.tokenizer)
     alignment = align_projector(model, features, patch_words, steps=align_steps, batch=batch, seed=seed, log=log)
-    language = train_language(model, processor, features, train_views.turns, phases, patch_words=patch_words, batch=batch,
-                              seed=seed, gate=gate, log=log)
+    language = train_language(model, processor, features, train_views.turns, phases, full_view=train_views.full_view,
+                              patch_words=patch_words, batch=batch, seed=seed, gate=gate, log=log)
     lap("stage B")
     model.save_pretrained(out)
     processor.save_pretrained(out)
@@ -776,7 +849,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--control", type=Path, help="also save the untrained-LM control (trained tower) here")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--scenes", type=int, default=2400)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
     report = train(args.out, seed=args.seed, scenes=args.scenes, threads=args.threads, control=args.control)
     print(json.dumps(report["total"]))

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from focus_eval.model_wrappers import load_adapter
+from focus_eval.model_wrappers.llava_1_5 import Llava15Adapter
 from focus_eval.proving_ground import scenes, train
 from focus_eval.proving_ground import CHECKPOINT
 from focus_eval.tasks.tiny_data import write_tiny_dataset
@@ -112,6 +113,54 @@ def test_training_forward_equals_the_adapter_path(untrained, tmp_path):
     torch.testing.assert_close(ours, theirs, atol=2e-3, rtol=1e-3)
 
 
+def test_two_image_training_forward_equals_the_adapter_path(untrained):
+    """ViCrop's final input as the training encodes it (the full view's then the crop's tower
+    features, one prompt with two images) gives the logits of the adapter on [full image, crop]."""
+    model, processor = untrained
+    scene = scenes.make_scene(np.random.default_rng(3))
+    crop = train.gt_crop([scene.objects[0].box])
+    question = train.vstar_prompt(scenes.question_for(scene, "direct_attributes", np.random.default_rng(0), target=0)["text"])
+    features = train.tower_features(model, np.stack([train.render(scene, FULL_VIEW), train.render(scene, crop)]),
+                                    processor)
+    conversations = train.Conversations(processor)
+    ids = conversations.prompt_ids(question, images=2)
+    tensors = train.batch_tensors([train.Encoded(ids, [-100] * len(ids), list(range(len(ids))), [1] * len(ids),
+                                                 [-1] * len(ids))], processor.tokenizer.pad_token_id)
+    with torch.no_grad():
+        ours = train.language_logits(model, features.reshape(1, -1, features.shape[-1]), tensors["ids"],
+                                     tensors["mask"], tensors["positions"])[0, -1]
+    adapter = Llava15Adapter(model, processor)
+    inputs = adapter.encode([adapter.chat_text(question, 2)], [scene.pil(), scene.pil().crop(crop)])
+    assert inputs["input_ids"][0].tolist()[-len(ids):] == ids
+    with torch.no_grad():
+        theirs = adapter.forward(inputs).logits[0, -1].float()
+    torch.testing.assert_close(ours, theirs, atol=2e-3, rtol=1e-3)
+
+
+def test_zoomeye_questions_are_labelled_from_what_the_view_shows():
+    """Latent: one Yes, for an object at least partly in the view, and one No, for one that is
+    not. Answering: Yes exactly when
+    the asked object is whole in the view and its pattern legible (a GT crop), No on the full
+    image (illegible) and for an object outside the view."""
+    scene = next(s for s in (scenes.make_scene(np.random.default_rng(seed)) for seed in range(50))
+                 if len(s.objects) >= 2)
+    crop = train.gt_crop([scene.objects[0].box])
+    inside = {o.kind for i, o in enumerate(scene.objects) if scene.visible_fraction(i, crop) > train.ABSENT}
+    for seed in range(5):
+        turns = train.zoomeye_turns(scene, crop, np.random.default_rng(seed))
+        latent = sorted((answer, prompt) for task, prompt, answer in turns if task == "latent")
+        assert [answer for answer, _ in latent] == [train.NO, train.YES]
+        assert all((answer == train.YES) == any(prompt == train.LATENT_PROMPT.format(target=k) for k in inside)
+                   for answer, prompt in latent)
+        answering = [(prompt, answer) for task, prompt, answer in turns if task == "answering"]
+        assert answering and all(prompt.startswith("Question: ") for prompt, _ in answering)
+        for prompt, answer in answering:
+            asked = next(i for i, o in enumerate(scene.objects) if f" {o.kind}?" in prompt)
+            assert (answer == train.YES) == (scene.visible_fraction(asked, crop) >= 0.9)
+        full = train.zoomeye_turns(scene, FULL_VIEW, np.random.default_rng(seed))
+        assert [answer for task, _, answer in full if task == "answering"] == [train.NO]  # whole but illegible
+
+
 def test_patch_words_name_the_shape_and_the_legible_pattern(untrained):
     _, processor = untrained
     word = {w: processor.tokenizer(" " + w, add_special_tokens=False)["input_ids"][0]
@@ -180,3 +229,49 @@ def test_committed_checkpoint_reads_the_pattern_from_a_crop_only():
     logits = train.training_logits(adapter.model, adapter.processor, scene_list, probes)
     report = train.probe_report(probes, logits, adapter.processor.tokenizer)
     assert report["acc_attr_gt"] >= 0.9 and report["acc_attr_full"] <= 0.5
+
+
+def test_seed_table_gives_mean_and_sample_sd_of_each_row():
+    from focus_eval.proving_ground import run
+
+    def summary(accuracy, fp, top_roi):
+        return {"questions": 500, "rows": ["vanilla", "FOCUS n_steps=4"],
+                "results": {"vanilla": {"vstar_overall_acc": 35.0, "fp": 0.0, "bp": 0.0, "fp_total": 1.0},
+                            "FOCUS n_steps=4": {"vstar_overall_acc": accuracy, "fp": fp, "bp": 0.0, "fp_total": fp + 1,
+                                                "roi_recall": 0.9}},
+                "traces": {"FOCUS n_steps=4": {"top_roi": top_roi, "argmax_on_target": 0.5, "argmax_on_other": None}},
+                "existence_auc": {"model": {"auc_other": 0.9, "auc_empty": 1.0}}, "lmms_eval_exit_status": 0}
+
+    summaries = [summary(70.0, 7.0, 0.8), summary(74.0, 8.0, 0.9), summary(78.0, 9.0, 1.0)]
+    table = run.seeds_table([0, 1, 2], summaries)
+    focus = next(line for line in table.splitlines() if line.startswith("| FOCUS"))
+    assert "| 74.0 ± 4.0 (70.0, 74.0, 78.0) |" in focus and "| 8.00 ± 1.00 (7.00, 8.00, 9.00) |" in focus
+    assert "| 90.0 ± 10.0 (80.0, 90.0, 100.0) |" in focus and focus.endswith("| N/A |")  # a seed without a value
+    assert "| N/A |" in next(line for line in table.splitlines() if line.startswith("| vanilla"))  # no ROI recall
+    assert evaluate_last_line(run.mean_summary(summaries)) == (
+        "proving ground: vanilla 35.0%, focus 74.0% (n=500, fp=8.00, recall=90.0%)")
+
+
+def evaluate_last_line(summary):
+    from focus_eval.proving_ground import evaluate
+
+    return evaluate.last_line(summary)
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--questions", "0"], "--questions: must be at least 1, got 0"),
+    (["--model", "{tmp}"], "config.json"),
+    (["--out", "{file}"], "--out: "),
+])
+def test_evaluate_refuses_arguments_that_cannot_work_before_running_anything(tmp_path, capsys, arguments, message):
+    from focus_eval.proving_ground import evaluate
+
+    (tmp_path / "file").write_text("")
+    argv = [a.format(tmp=tmp_path / "empty", file=tmp_path / "file") for a in arguments]
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SystemExit) as stop:
+        evaluate.main(["--out", str(tmp_path / "out"), *argv])
+    assert stop.value.code == 2
+    last = capsys.readouterr().err.splitlines()[-1]  # argparse's own errors come after its usage lines
+    assert "error:" in last and message in last
+    assert not (tmp_path / "out").exists()

@@ -68,10 +68,12 @@ UNTRAINED = "\n".join([
 TRAINED = "\n".join([
     "+" + "-" * 81 + "+",
     "| The demo model: the proving ground's tiny LLaVA-1.5 (1.3M parameters), trained  |",
-    "| here on CPU on SYNTHETIC V*Bench-like questions only: the pattern of a named    |",
-    "| shape, or which of two shapes is left. Its accuracy is on those questions, not  |",
-    "| on V*Bench (README, 'Proving ground'). Other models: python -m focus_eval.present.demo  |",
-    "| --untrained --model llava_ov_focus (random weights: its accuracy means nothing) |",
+    "| here on CPU on SYNTHETIC V*Bench-like questions only (the pattern of a named    |",
+    "| shape, or which of two shapes is left), on FOCUS's and ZoomEye's confidence     |",
+    "| questions and on ViCrop's two-image answers. Its accuracy is on those           |",
+    "| questions, not on V*Bench (README, 'Proving ground'). Other models: python -m   |",
+    "| focus_eval.present.demo --untrained --model llava_ov_focus (random weights: its |",
+    "| accuracy means nothing)                                                         |",
     "+" + "-" * 81 + "+",
 ])
 
@@ -120,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
 
         checkpoint = CHECKPOINT
         data = {"vstar": scenes.write_dataset(out / "data", args.limit or PROVING_QUESTIONS, PROVING_SEED)}
-        options = {**evaluate.focus_options(), "n_steps": evaluate.MAIN_STEPS}  # the README table's FOCUS row
+        options = {**evaluate.method_options("focus"), "n_steps": evaluate.MAIN_STEPS}  # the README table's FOCUS row
         print(f"\nThe proving ground's checkpoint {checkpoint}; {args.limit or PROVING_QUESTIONS} of its held-out "
               f"questions in V*Bench's schema under {out / 'data'}; FOCUS options {options}.")
 

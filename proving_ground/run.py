@@ -1,0 +1,136 @@
+"""`make proving-ground`: train the tiny LLaVA-1.5 once per seed, evaluate every checkpoint on the
+same questions, and report each row as the mean and spread over the seeds.
+
+    python -m focus_eval.proving_ground.run [--seeds 0 1 2] [--out runs/proving_ground]
+        [--threads 1] [--jobs 1] [--questions 500] [--question-seed 11]
+
+Seed N trains into OUT/seed-N/model (and its untrained-LM control, OUT/seed-N/control) with
+train.py and is evaluated into OUT/seed-N/eval with evaluate.py; --jobs seeds run at once, each
+on --threads threads. A seed whose checkpoint is already trained (training.json) is not
+retrained, and an evaluation whose summary.json has the same questions is not re-run, so an
+interrupted run resumes. Writes OUT/table.md (mean ± sample sd over the seeds, and each seed's
+value) and OUT/summary.json; the last line is evaluate.py's, of the means.
+
+Seed 0 with --threads 1 is the committed checkpoint (proving_ground/checkpoint/, byte for byte):
+the first seed, fixed before any result was seen, not the best one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Sequence
+
+from focus_eval.proving_ground import evaluate, scenes
+
+METRICS = (("accuracy %", "vstar_overall_acc", 1.0, 1), ("attributes %", "vstar_direct_attributes_acc", 1.0, 1),
+           ("relative %", "vstar_relative_position_acc", 1.0, 1), ("fp", "fp", 1.0, 2), ("bp", "bp", 1.0, 2),
+           ("fp_total", "fp_total", 1.0, 2), ("ROI recall %", "roi_recall", 100.0, 1))
+TRACED = (("top ROI %", "top_roi"), ("argmax on target %", "argmax_on_target"),
+          ("argmax on another object %", "argmax_on_other"))
+
+
+def run_seed(seed: int, out: Path, threads: int, questions: int, question_seed: int) -> dict[str, Any]:
+    """Train (unless trained) and evaluate (unless evaluated on these questions) one seed; its summary."""
+    folder = out / f"seed-{seed}"
+    folder.mkdir(parents=True, exist_ok=True)
+    python = [sys.executable, "-u", "-m"]
+    if not (folder / "model" / "training.json").exists():
+        with open(folder / "train.log", "w") as log:
+            subprocess.run([*python, "focus_eval.proving_ground.train", str(folder / "model"), "--control",
+                            str(folder / "control"), "--seed", str(seed), "--threads", str(threads)],
+                           stdout=log, stderr=subprocess.STDOUT, check=True)
+    summary_path = folder / "eval" / "summary.json"
+    if summary_path.exists():
+        summary = json.loads(summary_path.read_text())
+        if (summary["questions"], summary["seed"]) == (questions, question_seed):
+            return summary
+    with open(folder / "eval.log", "w") as log:
+        subprocess.run([*python, "focus_eval.proving_ground.evaluate", "--model", str(folder / "model"), "--control",
+                        str(folder / "control"), "--out", str(folder / "eval"), "--questions", str(questions),
+                        "--seed", str(question_seed), "--threads", str(threads)],
+                       stdout=log, stderr=subprocess.STDOUT)
+    return json.loads(summary_path.read_text())
+
+
+def spread(values: Sequence[float | None], scale: float, digits: int) -> str:
+    """"mean ± sd (a, b, c)" of the seeds' values; N/A where a seed has none."""
+    if not values or any(v is None for v in values):
+        return "N/A"
+    scaled = [v * scale for v in values]
+    sd = statistics.stdev(scaled) if len(scaled) > 1 else 0.0
+    each = ", ".join(f"{v:.{digits}f}" for v in scaled)
+    return f"{statistics.mean(scaled):.{digits}f} ± {sd:.{digits}f} ({each})"
+
+
+def seeds_table(seeds: Sequence[int], summaries: Sequence[dict[str, Any]]) -> str:
+    header = ["row", *(name for name, *_ in METRICS), *(name for name, _ in TRACED)]
+    lines = [f"mean ± sd over training seeds {', '.join(map(str, seeds))} (each seed's value in brackets)", "",
+             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in summaries[0]["rows"]:
+        cells = [row]
+        for _, key, scale, digits in METRICS:
+            cells.append(spread([(s["results"].get(row) or {}).get(key) for s in summaries], scale, digits))
+        for _, key in TRACED:
+            traced = [s["traces"].get(row) for s in summaries]
+            cells.append("N/A" if None in traced else spread([t.get(key) for t in traced], 100.0, 1))
+        lines.append("| " + " | ".join(cells) + " |")
+    aucs = {name: [s["existence_auc"][name] for s in summaries if name in s["existence_auc"]]
+            for name in ("model", "control")}
+    lines += ["", "existence AUC (check prompt, GT crop vs another object's crop / vs an empty crop): " + "; ".join(
+        f"{name} {spread([a['auc_other'] for a in found], 1.0, 3)} / {spread([a['auc_empty'] for a in found], 1.0, 3)}"
+        for name, found in aucs.items() if found)]
+    return "\n".join(lines)
+
+
+def mean_summary(summaries: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """evaluate.py's summary shape with each row's metrics averaged over the seeds (for last_line)."""
+    results = {}
+    for row in summaries[0]["rows"]:
+        found = [s["results"].get(row) or {} for s in summaries]
+        keys = set.intersection(*(set(f) for f in found)) if found else set()
+        results[row] = {k: statistics.mean(f[k] for f in found) for k in keys
+                        if all(isinstance(f[k], (int, float)) for f in found)}
+    return {"questions": summaries[0]["questions"], "results": results}
+
+
+def main(argv: list[str] | None = None) -> int:
+    from focus_eval.outputs import OutputLocationError, check_writable_dir
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--out", type=Path, default=Path("runs/proving_ground"))
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per seed (1: the committed checkpoint)")
+    parser.add_argument("--jobs", type=scenes.positive_int, default=1, help="seeds trained and evaluated at once")
+    parser.add_argument("--questions", type=scenes.positive_int, default=500)
+    parser.add_argument("--question-seed", type=int, default=evaluate.TEST_SEED,
+                        help=f"seed of the questions (default: the test seed {evaluate.TEST_SEED}; choices are made on "
+                             f"{evaluate.DEV_SEED})")
+    args = parser.parse_args(argv)
+    if len(set(args.seeds)) != len(args.seeds):
+        parser.exit(2, f"{parser.prog}: error: --seeds: a seed given twice: {args.seeds}\n")
+    try:
+        check_writable_dir(args.out)
+    except OutputLocationError as error:
+        parser.exit(2, f"{parser.prog}: error: --out: {error}\n")
+    with ThreadPoolExecutor(args.jobs) as pool:
+        summaries = list(pool.map(lambda seed: run_seed(seed, args.out, args.threads, args.questions,
+                                                        args.question_seed), args.seeds))
+    table = seeds_table(args.seeds, summaries)
+    (args.out / "table.md").write_text(table + "\n")
+    (args.out / "summary.json").write_text(json.dumps({"seeds": args.seeds, "per_seed": summaries}, indent=1))
+    print(table)
+    failed = [seed for seed, s in zip(args.seeds, summaries) if s["lmms_eval_exit_status"]]
+    if failed:
+        print(f"lmms-eval failed for seeds {failed}: see {args.out}/seed-N/eval/lmms-eval.log")
+    print(evaluate.last_line(mean_summary(summaries)))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -2,7 +2,7 @@
 same questions, and report each row as the mean and spread over the seeds.
 
     python -m focus_eval.proving_ground.run [--seeds 0 1 2] [--out runs/proving_ground]
-        [--threads 1] [--jobs 1] [--questions 500] [--question-seed 11]
+        [--threads 1] [--jobs 1] [--questions 300] [--question-seed 11]
 
 Seed N trains into OUT/seed-N/model (and its untrained-LM control, OUT/seed-N/control) with
 train.py and is evaluated into OUT/seed-N/eval with evaluate.py; --jobs seeds run at once, each
@@ -107,7 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("runs/proving_ground"))
     parser.add_argument("--threads", type=int, default=1, help="torch threads per seed (1: the committed checkpoint)")
     parser.add_argument("--jobs", type=scenes.positive_int, default=1, help="seeds trained and evaluated at once")
-    parser.add_argument("--questions", type=scenes.positive_int, default=500)
+    # 300, not evaluate.py's 500: ZoomEye's rows take ~70 forward passes per question
+    parser.add_argument("--questions", type=scenes.positive_int, default=300)
     parser.add_argument("--question-seed", type=int, default=evaluate.TEST_SEED,
                         help=f"seed of the questions (default: the test seed {evaluate.TEST_SEED}; choices are made on "
                              f"{evaluate.DEV_SEED})")

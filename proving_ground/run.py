@@ -11,8 +11,8 @@ retrained, and an evaluation whose summary.json has the same questions is not re
 interrupted run resumes. Writes OUT/table.md (mean ± sample sd over the seeds, and each seed's
 value) and OUT/summary.json; the last line is evaluate.py's, of the means.
 
-Seed 0 with --threads 1 is the committed checkpoint (proving_ground/checkpoint/, byte for byte):
-the first seed, fixed before any result was seen, not the best one.
+Seed 0 with --threads 1 is the committed checkpoint (proving_ground/checkpoint/, the same bytes but
+training.json's timings): the first seed, fixed before any result was seen, not the best one.
 """
 
 from __future__ import annotations

@@ -52,7 +52,10 @@ class FakeAdapter:
     num_layers: int = 4
     base_resolution: int = 64
     heads: int = 2
-    head_dim: int = 8
+    # 16 wide: with 8, the random part makes a token's similarity to the whole sequence vary 3x within a
+    # layer, and the default "column" normalisation (each entry over its token's row sum) then
+    # outweighs the planted target vector (tests/test_relevance.py covers both normalisations).
+    head_dim: int = 16
     calls: dict[str, int] = field(default_factory=lambda: {"prefill": 0, "yes_no": 0, "yes_no_prompts": 0,
                                                           "generate": 0, "option_scores": 0, "with_keys": 0,
                                                           "attention": 0})

@@ -4,15 +4,15 @@ focus_eval.methods.focus.relevance.object_relevance_map is tested (tests/test_re
 
 Only three things are not in the figure: `reshape` is spelled as permute + reshape (heads
 concatenated per token), `ones_like` / `zeros_like` get a float dtype (the indices are
-long), and `row_normalization` selects between the comment's reading ("target_row",
-keepdim=True) and the line as PyTorch broadcasts it ("column").
+long), and `row_normalization` selects between the line as PyTorch broadcasts it ("column") and
+the comment's reading ("target_row", keepdim=True).
 """
 
 import torch
 import torch.nn.functional as F
 
 
-def fig7_relevance_map(X, x_target, x_visual, x_layer, row_normalization="target_row"):
+def fig7_relevance_map(X, x_target, x_visual, x_layer, row_normalization="column"):
     X = F.normalize(X.float(), dim=-1)  # O, H, N, D
     O, H, N, D = X.shape
     X = X.permute(0, 2, 1, 3).reshape(O, N, H * D)  # O, N, H*D

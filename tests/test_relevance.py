@@ -48,6 +48,19 @@ def test_matches_literal_fig7(case, mode):
     assert out.sum().item() == pytest.approx(1.0, abs=1e-6)
 
 
+def test_default_is_the_literal_line_of_fig7():
+    # Fig. 7's `X_layer /= X_layer.sum(dim=-1)` as PyTorch broadcasts it: the function's and the
+    # config's default (README, config.py say why).
+    from focus_eval.config import FocusConfig, load_config
+
+    values = realistic_values(3, 2, 40, 8, seed=3)
+    targets, visual = torch.tensor([37, 38]), torch.arange(2, 30)
+    reference = fig7_relevance_map(values, targets, visual, range(3))
+    torch.testing.assert_close(object_relevance_map(values, targets, visual), reference / reference.sum())
+    assert FocusConfig().row_normalization == "column"
+    assert {load_config(family).row_normalization for family in ("llava_1_5", "llava_onevision", "qwen2_5_vl")} == {"column"}
+
+
 def test_modes_differ():
     values = realistic_values(2, 2, 30, 8, seed=1)
     targets, visual = torch.tensor([28, 29]), torch.arange(20)
@@ -80,7 +93,7 @@ def test_hand_computed_two_targets_multiply():
     # t2 on visual: cos = [0.8, 0.6, 0.96] -> [0.4, 0.3, 0.48] -> / 1.18 -> [40, 30, 48] / 118
     # product [0, 150, 192] / 1062 -> [0, 25/57, 32/57]
     values = torch.tensor([[[[1.0, 0.0], [0.0, 1.0], [3.0, 4.0], [0.0, 2.0], [4.0, 3.0]]]])
-    out = object_relevance_map(values, torch.tensor([3, 4]), torch.tensor([0, 1, 2]))
+    out = object_relevance_map(values, torch.tensor([3, 4]), torch.tensor([0, 1, 2]), row_normalization="target_row")
     torch.testing.assert_close(out, torch.tensor([0.0, 25 / 57, 32 / 57]))
 
 
@@ -95,7 +108,7 @@ def test_many_targets_do_not_underflow():
     # float64 reference: product of the single-target literal maps
     expected = torch.ones(300, dtype=torch.float64)
     for t in targets:
-        expected *= literal_normalised(values, t[None], visual, [0, 1], "target_row").double()
+        expected *= literal_normalised(values, t[None], visual, [0, 1], "column").double()
     expected /= expected.sum()
     torch.testing.assert_close(out.double(), expected, rtol=2e-4, atol=1e-9)
 
@@ -132,7 +145,7 @@ def test_keys_go_through_the_same_computation():
     keys = realistic_values(2, 2, 30, 8, seed=8)
     targets, visual = torch.tensor([26, 27]), torch.arange(20)
     from_keys = object_relevance_map(keys, targets, visual)
-    torch.testing.assert_close(from_keys, literal_normalised(keys, targets, visual, [0, 1], "target_row"),
+    torch.testing.assert_close(from_keys, literal_normalised(keys, targets, visual, [0, 1], "column"),
                                rtol=1e-5, atol=1e-8)
     assert not torch.allclose(from_keys, object_relevance_map(values, targets, visual), rtol=1e-3)
 
@@ -141,8 +154,13 @@ def test_never_materialises_seq_by_seq():
     # seq = 200k: a [seq, seq] float32 matrix would need 160 GB, [V, seq] 80 GB.
     seq = 200_000
     values = realistic_values(1, 1, seq, 2, seed=9)
-    out = object_relevance_map(values, torch.tensor([seq - 1]), torch.arange(100_000))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = object_relevance_map(values, torch.tensor([seq - 1]), torch.arange(100_000))
     assert out.shape == (100_000,) and out.sum().item() == pytest.approx(1.0, abs=1e-4)
+    # a few of 100k noisy image tokens are anti-similar to the sequence: they alone get no share
+    assert [str(w.message).split(" visual")[0] for w in caught] in ([], ["layer 0: " + str(int((out == 0).sum())) + " of 100000"])
+    assert out.max() > out.min()
 
 
 def degenerate(values, targets, visual, mode="target_row"):
@@ -162,11 +180,28 @@ def test_negative_target_row_sum_gives_uniform_map():
     assert "target row sum" in degenerate(values, [5], [0, 1, 2, 3])
 
 
-def test_negative_visual_row_sum_gives_uniform_map_in_column_mode():
-    # visual token 0 is anti-aligned with the other five tokens: its row sum is < 0
-    values = torch.ones(1, 1, 6, 2)
-    values[0, 0, 0] = -1.0
-    assert "visual row sum" in degenerate(values, [5], [0, 1, 2, 3], mode="column")
+def test_negative_visual_row_sum_drops_that_token_alone_in_column_mode():
+    # visual token 0 is anti-aligned with the rest of a realistic cache: its row sum is < 0
+    values = realistic_values(1, 2, 12, 8, seed=4)
+    values[0, :, 0] = -values[0, :, 1:].mean(dim=1) * 10
+    targets, visual = torch.tensor([11]), torch.tensor([0, 1, 2, 3, 4, 5])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = object_relevance_map(values, targets, visual, row_normalization="column")
+    messages = [str(w.message) for w in caught if issubclass(w.category, DegenerateRelevanceWarning)]
+    assert messages == [("layer 0: 1 of 6 visual row sums are <= 0 or non-finite; "
+                         "those image tokens get no share in this layer")]
+    # one layer, one target: the other tokens keep Fig. 7's literal entries, renormalised
+    literal = fig7_relevance_map(values, targets, visual, [0])
+    assert out[0].item() == 0.0
+    torch.testing.assert_close(out[1:], literal[1:] / literal[1:].sum())
+
+
+def test_every_visual_row_sum_negative_gives_uniform_map_in_column_mode():
+    # image tokens 0, 1 are -u, the eight others +u: an image row sums to (2 - 8 + 1) / 2 < 0
+    values = torch.ones(1, 1, 10, 2)
+    values[0, 0, :2] = -1.0
+    assert "every visual row sum" in degenerate(values, [9], [0, 1], mode="column")
 
 
 def test_product_summing_to_negative_gives_uniform_map():

@@ -19,17 +19,22 @@ copy of the cache. Memory: O(N * (H + s)) for float32 input, which is read in pl
 dtypes add one layer up-cast to float32 at a time.
 
 row_normalization (FocusConfig switch, see config.py):
+- "column" (default): Fig. 7's line `X_layer /= X_layer.sum(dim=-1)` under PyTorch
+  broadcasting: entry (t, j) divided by the sum of ROW j. Row sums of all tokens cost
+  O(N * H * D): sum_k cos(j, k) = sum_h x_j^h . (sum_k x_k^h).
 - "target_row": row t divided by its own sum, sum_k M[t, k] (the comment "row-wise
-  normalization" of Fig. 7; default).
-- "column": Fig. 7's line `X_layer /= X_layer.sum(dim=-1)` under PyTorch broadcasting: entry
-  (t, j) divided by the sum of ROW j. Row sums of all tokens cost O(N * H * D):
-  sum_k cos(j, k) = sum_h x_j^h . (sum_k x_k^h).
+  normalization" of Fig. 7).
 
 Degenerate inputs. Cosines can be negative, so a normaliser (a row sum, a target's layer
 sum, the running product's sum) can be <= 0 or non-finite (e.g. NaN in the cache). Dividing
 by it would flip or destroy the map, so every normaliser must be > 0 and finite; otherwise
 the function returns the uniform map 1/V and emits a DegenerateRelevanceWarning that names
-the normaliser. No NaN or inf ever leaves the function. Individual entries may be negative
+the normaliser. One exception: under "column" an image token whose row sums to <= 0 (it is
+anti-similar to the sequence as a whole) gets no share in that layer, and the warning says how
+many did; only when every image token's does is the map uniform. Such a token's entry has no
+defined share (the literal division would flip its sign or blow it up), and among thousands of
+image tokens one such token is likely in noisy caches (tests/test_relevance.py: 200k tokens
+with a shared direction per head): a uniform map for it would discard every other token. No NaN or inf ever leaves the function. Individual entries may be negative
 (a target can be anti-similar to some tokens), as in the paper's pseudocode.
 
 K-K ablation (Table 3): the same function applied to the cached KEYS with RoPE removed,
@@ -49,12 +54,13 @@ ROW_NORMALIZATIONS = get_args(get_type_hints(FocusConfig)["row_normalization"]) 
 
 
 class DegenerateRelevanceWarning(RuntimeWarning):
-    """A normaliser of the relevance map was <= 0 or non-finite; the map is uniform."""
+    """A normaliser of the relevance map was <= 0 or non-finite: the map is uniform, or (an image
+    token's row sum under "column") that token got no share in the layer."""
 
 
 def object_relevance_map(values: torch.Tensor, target_positions: torch.Tensor,
                          visual_positions: torch.Tensor,
-                         row_normalization: str = "target_row") -> torch.Tensor:
+                         row_normalization: str = "column") -> torch.Tensor:
     """Relevance of each visual token to the target phrase (Fig. 7).
 
     values: [layers, kv_heads, seq, head_dim] cached values of the selected layers l..L
@@ -84,17 +90,23 @@ def object_relevance_map(values: torch.Tensor, target_positions: torch.Tensor,
         rows = (rows + identity) / 2
         if row_normalization == "target_row":
             denominators = rows.sum(dim=0, keepdim=True)  # [1, s]
-            where = "target row sum"
+            if not _positive(denominators):
+                return _uniform(visual, f"layer {layer}: a target row sum is <= 0 or non-finite")
+            pseudo_attn += rows[visual] / denominators  # [V, s]
         else:
             # row sums of every token, (sum_k cos(j, k) + 1) / 2 = (sum_h x_j^h . sum_k x_k^h + 1) / 2
             unit_sums = torch.bmm(inverse_norm[:, None, :], features)  # [H, 1, D]
             sums = (torch.bmm(features, unit_sums.transpose(1, 2))[..., 0] * inverse_norm).sum(dim=0)  # [N]
             denominators = ((sums + 1) / 2)[visual, None]  # [V, 1]
-            where = "visual row sum"
+            defined = torch.isfinite(denominators) & (denominators > 0)  # [V, 1]
+            if not bool(defined.any()):
+                return _uniform(visual, f"layer {layer}: every visual row sum is <= 0 or non-finite")
+            if not bool(defined.all()):
+                warnings.warn(DegenerateRelevanceWarning(
+                    f"layer {layer}: {int((~defined).sum())} of {visual.numel()} visual row sums are <= 0 or "
+                    "non-finite; those image tokens get no share in this layer"), stacklevel=2)
+            pseudo_attn += torch.where(defined, rows[visual] / denominators, 0.0)  # [V, s]
         del features
-        if not _positive(denominators):
-            return _uniform(visual, f"layer {layer}: a {where} is <= 0 or non-finite")
-        pseudo_attn += rows[visual] / denominators  # [V, s]
 
     relevance = torch.ones(visual.numel(), dtype=torch.float32, device=values.device)
     for t in range(targets.numel()):

@@ -34,8 +34,9 @@ anti-similar to the sequence as a whole) gets no share in that layer, and the wa
 many did; only when every image token's does is the map uniform. Such a token's entry has no
 defined share (the literal division would flip its sign or blow it up), and among thousands of
 image tokens one such token is likely in noisy caches (tests/test_relevance.py: 200k tokens
-with a shared direction per head): a uniform map for it would discard every other token. No NaN or inf ever leaves the function. Individual entries may be negative
-(a target can be anti-similar to some tokens), as in the paper's pseudocode.
+with a shared direction per head): a uniform map for it would discard every other token.
+No NaN or inf ever leaves the function. Individual entries may be negative (a target can be
+anti-similar to some tokens), as in the paper's pseudocode.
 
 K-K ablation (Table 3): the same function applied to the cached KEYS with RoPE removed,
 which the adapter supplies (Prefill.keys); nothing here is specific to values.

@@ -31,15 +31,15 @@ def relevance(prefill: Prefill, layers: slice = slice(None)) -> torch.Tensor:
     direction per head: there the default "column" normalisation divides by image-token row sums
     near or below zero (maps that sum to <= 0, sdpa and eager apart by 1.5e-5), so they read the
     "target_row" map; tests/test_relevance.py pins both normalisations to Fig. 7's code."""
-    return assert_not_uniform(object_relevance_map, prefill.values[layers], prefill.target_positions,
-                              prefill.visual_positions, "target_row")
+    return assert_not_uniform(prefill.values[layers], prefill.target_positions, prefill.visual_positions,
+                              "target_row")
 
 
-def assert_not_uniform(relevance_map: Callable[..., torch.Tensor], *args: Any) -> torch.Tensor:
-    """relevance_map(*args), failing on a DegenerateRelevanceWarning that made the map uniform."""
+def assert_not_uniform(*args: Any) -> torch.Tensor:
+    """object_relevance_map(*args), failing on a DegenerateRelevanceWarning that made the map uniform."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", DegenerateRelevanceWarning)
-        out = relevance_map(*args)
+        out = object_relevance_map(*args)
     uniform = [str(w.message) for w in caught if str(w.message).startswith("relevance map is uniform")]
     assert not uniform, uniform
     return out

@@ -15,8 +15,8 @@ from PIL import Image
 from transformers import LlavaOnevisionProcessor
 from transformers.models.llava_onevision.image_processing_pil_llava_onevision import LlavaOnevisionImageProcessorPil
 
-from adapter_checks import (assert_attention_implementations_agree, assert_batched_yes_no_equals_one_by_one, assert_not_uniform,
-                            noise_image)
+from adapter_checks import (assert_attention_implementations_agree, assert_batched_yes_no_equals_one_by_one,
+                            assert_not_uniform, noise_image)
 from focus_eval.config import load_config
 from focus_eval.methods.focus.maps import downsample_geometry, smooth_and_downsample, to_grid
 from focus_eval.model_wrappers import load_adapter
@@ -26,7 +26,6 @@ from focus_eval.model_wrappers.llava_onevision import LlavaOnevisionAdapter, any
 from focus_eval.pipeline import Pipeline
 from focus_eval.methods.focus.proposals import propose_rois
 from focus_eval.protocol import Adapter
-from focus_eval.methods.focus.relevance import object_relevance_map
 
 FAMILY = "llava_onevision"
 PROMPT = "Is there a {} in the image? Answer Yes or No."
@@ -463,8 +462,7 @@ def test_planted_target_features_drive_relevance_and_top_roi(adapter, size, frac
     with adapter.edit_image_features(plant):
         prefill = adapter.prefill(noise_image(*size), PROMPT.format("umbrella"), "umbrella", layers)
     assert len(prefill.target_positions) == 1
-    scores = assert_not_uniform(object_relevance_map, prefill.values, prefill.target_positions,
-                                prefill.visual_positions)
+    scores = assert_not_uniform(prefill.values, prefill.target_positions, prefill.visual_positions)
     grid = to_grid(scores, prefill.geometry.grid_shape)
     assert reached[np.unravel_index(np.argmax(grid), grid.shape)]
 

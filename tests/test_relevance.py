@@ -158,8 +158,10 @@ def test_never_materialises_seq_by_seq():
         warnings.simplefilter("always")
         out = object_relevance_map(values, torch.tensor([seq - 1]), torch.arange(100_000))
     assert out.shape == (100_000,) and out.sum().item() == pytest.approx(1.0, abs=1e-4)
-    # a few of 100k noisy image tokens are anti-similar to the sequence: they alone get no share
-    assert [str(w.message).split(" visual")[0] for w in caught] in ([], ["layer 0: " + str(int((out == 0).sum())) + " of 100000"])
+    # some of 100k noisy image tokens are anti-similar to the sequence: they alone get no share
+    dropped = int((out == 0).sum())
+    assert dropped > 0 and [str(w.message) for w in caught] == [
+        f"layer 0: {dropped} of 100000 visual row sums are <= 0 or non-finite; those image tokens get no share in this layer"]
     assert out.max() > out.min()
 
 

@@ -118,16 +118,19 @@ bench: $(STAMP)
 	$(PY) benchmarks/relevance_map.py
 	$(PY) benchmarks/adapters.py --size small --threads 1
 
-# The proving ground (focus_eval/proving_ground): train the tiny LLaVA-1.5 on synthetic fine-grained
-# VQA once per seed, then every method through lmms-eval on the test questions; the table is the
-# mean and sd over the seeds, the last line printed the result. Seed 0 on THREADS=1 is the committed
-# checkpoint; JOBS seeds run at once (each on THREADS threads: contended threads spin).
+# The proving ground (focus_eval/proving_ground): train each family's tiny model (FAMILY=llava_1_5 or
+# llava_onevision: that one; empty: both) on synthetic fine-grained VQA once per seed, then every
+# method through lmms-eval on the test questions; the table is the mean and sd over the seeds, the
+# last lines the result per family. Seed 0 on THREADS=1 is a family's committed checkpoint; JOBS
+# seeds run at once (each on THREADS threads: contended threads spin).
 PROVING_GROUND ?= runs/proving_ground
+FAMILY ?=
 SEEDS ?= 0 1 2
 THREADS ?= 1
 JOBS ?= 2
 proving-ground: $(STAMP)
-	$(PY) -m focus_eval.proving_ground.run --seeds $(SEEDS) --out $(PROVING_GROUND) --threads $(THREADS) --jobs $(JOBS)
+	$(PY) -m focus_eval.proving_ground.run $(if $(FAMILY),--families $(FAMILY)) --seeds $(SEEDS) \
+		--out $(PROVING_GROUND) --threads $(THREADS) --jobs $(JOBS)
 
 clean:
 	rm -rf $(VENV) $(LATEST_VENV) $(VLMEVAL_VENV) $(UV_HOME) build *.egg-info

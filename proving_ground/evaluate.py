@@ -1,28 +1,29 @@
 """FOCUS against vanilla and the baselines on the proving ground, through the real lmms-eval
 command line.
 
-    python -m focus_eval.proving_ground.evaluate [--model DIR] [--control DIR] [--out DIR]
-                                                 [--questions 500] [--seed 11]
+    python -m focus_eval.proving_ground.evaluate [--family llava_1_5] [--model DIR] [--control DIR]
+                                                 [--out DIR] [--questions 500] [--seed 11]
 
---model defaults to the committed checkpoint. --seed picks the questions: the test seed
-TEST_SEED by default, read once per recipe (NOTES.md says when); every choice is made on
-DEV_SEED. Arguments that cannot work (a --model or --control that is not a LLaVA checkpoint
-with weights, --questions below 1, an --out that is a file) are reported in one line before
-anything runs (exit 2).
+--family picks the tiny model (FAMILIES: llava_1_5, llava_onevision) and with it the lmms-eval
+model, the scenes and configs/proving_ground/{family}.yaml; --model defaults to its committed
+checkpoint. --seed picks the questions: the test seed TEST_SEED by default, read once per recipe
+(NOTES.md says when); every choice is made on DEV_SEED. Arguments that cannot work (a --model or
+--control that is not a checkpoint of the family with weights, --questions below 1, an --out that
+is a file) are reported in one line before anything runs (exit 2).
 
 1. Writes the held-out questions (`scenes.build_questions`; the training uses other seeds) in
    V*Bench's schema, and their oracle copy, whose images are the GT crops (`train.gt_crop` of
    the targets' boxes, the boxes moved into the crop).
 2. Runs `python -m focus_eval.lmms --config runs.yaml` (lmms-eval's own CLI, with an honest exit
-   status) once, one run per row of the table, each `--model llava_1_5_focus --model_args
+   status) once, one run per row of the table, each `--model llava_1_5_focus (llava_ov_focus) --model_args
    pretrained=DIR,data_vstar=DIR,...` on our `vstar` task: vanilla (method=vanilla), the oracle
    (vanilla on the GT crops), FOCUS at n_steps 1, 2, 4, 8, the ablations of Table 3 at
    n_steps 4 (random map, K-K map, no ranking), the untrained-LM control (FOCUS on the
    checkpoint saved after stage A: trained tower, untrained projector and language model), and
    the baselines as Table 10 names them: ZoomEye Depth-1 (2 and 4 crops), Depth-2 (4 crops)
-   and Depth-5 (4 crops, the full depth), ViCrop rel-att and grad-att.
-   FOCUS runs take configs/proving_ground/llava_1_5.yaml's `model_args`, the baselines its
-   `baselines:` mapping (each method's own arguments).
+   and Depth-5 (4 crops, the full depth), ViCrop rel-att and grad-att (for a family trained on
+   their prompts: Family.baselines). FOCUS runs take configs/proving_ground/{family}.yaml's
+   `model_args`, the baselines its `baselines:` mapping (each method's own arguments).
 3. Reads accuracy, search forward passes (`fp`) and ROI recall (`roi_recall`, focus_eval/recall.py)
    from lmms-eval's results. Runs with traces (`save_maps`) add, from the traces: top-ROI recall
    (`roi_recall_chosen`, the ROIs the answer was composed from) and where the map's argmax cell
@@ -32,7 +33,7 @@ anything runs (exit 2).
    own path): GT crop vs ANOTHER object's crop, and vs a crop showing no object, for the model
    and the control.
 Writes `summary.json` and `table.md` to the output folder and prints the table; the last line is
-`proving ground: vanilla A%, focus B% (n=N, fp=F, recall=R%)` (FOCUS at n_steps 4).
+`proving ground (FAMILY): vanilla A%, focus B% (n=N, fp=F, recall=R%)` (FOCUS at n_steps 4).
 """
 
 from __future__ import annotations
@@ -51,26 +52,46 @@ from typing import Any, Sequence
 import numpy as np
 import yaml
 
-from focus_eval.proving_ground import scenes
+from focus_eval.proving_ground import CHECKPOINT, ONEVISION_CHECKPOINT, onevision, scenes, train
 from focus_eval.proving_ground.train import YES, auc, build_probes, gt_crop
 
-MODEL = "llava_1_5_focus"
-FAMILY = "llava_1_5"
 TASK = "vstar"
 MAIN_STEPS = 4
 DEV_SEED = 2  # questions every choice is made on
 TEST_SEED = 11  # questions read once per recipe (seed 1, the old test seed, was read during the recipe's search)
-CHECKPOINT = Path(__file__).resolve().parent / "checkpoint"
 
 
-def method_options(method: str) -> dict[str, Any]:
-    """A method's model arguments for the tiny model: configs/proving_ground/llava_1_5.yaml's
+@dataclass(frozen=True)
+class Family:
+    """A trained family of the proving ground: its lmms-eval model, committed checkpoint and scenes."""
+
+    name: str  # model_wrappers family, and configs/proving_ground/{name}.yaml
+    model: str  # lmms-eval model name
+    checkpoint: Path
+    trainer: str  # the module that trains it
+    scene_size: tuple[int, int]
+    cell: float  # px per relevance-grid cell of a full scene (GT crops are 3 cells)
+    baselines: bool  # trained on ZoomEye's and ViCrop's prompts, so their rows run
+
+
+FAMILIES = {
+    "llava_1_5": Family("llava_1_5", "llava_1_5_focus", CHECKPOINT, "focus_eval.proving_ground.train",
+                        scenes.SCENE_SIZE, train.CELL, baselines=True),
+    "llava_onevision": Family("llava_onevision", "llava_ov_focus", ONEVISION_CHECKPOINT,
+                              "focus_eval.proving_ground.onevision", onevision.SCENE_SIZE, onevision.CELL,
+                              baselines=False),
+}
+LLAVA_1_5 = FAMILIES["llava_1_5"]
+
+
+def method_options(method: str, family: Family = LLAVA_1_5) -> dict[str, Any]:
+    """A method's model arguments for the tiny model: configs/proving_ground/{family}.yaml's
     `model_args` (FOCUS), its `baselines:` entry (zoomeye, vicrop), none for vanilla."""
-    text = resources.files("focus_eval.configs").joinpath("proving_ground/llava_1_5.yaml").read_text()
+    text = resources.files("focus_eval.configs").joinpath(f"proving_ground/{family.name}.yaml").read_text()
     spec = yaml.safe_load(text)
     if method == "focus":
         return dict(spec["model_args"])
-    return dict(spec["baselines"].get(method, {}))
+    return dict(spec.get("baselines", {}).get(method, {}))
 
 
 @dataclass(frozen=True)
@@ -111,29 +132,31 @@ def xyxy(box: Sequence[float]) -> tuple[int, int, int, int]:
     return int(x), int(y), int(x + w), int(y + h)
 
 
-def write_data(folder: Path, questions: int, seed: int) -> tuple[dict[str, Path], list[tuple[scenes.Scene, dict]]]:
+def write_data(folder: Path, questions: int, seed: int,
+               family: Family = LLAVA_1_5) -> tuple[dict[str, Path], list[tuple[scenes.Scene, dict]]]:
     """The test set and its oracle copy (GT-crop images): ({"test": dir, "oracle": dir}, pairs)."""
-    pairs = scenes.build_questions(questions, seed)
+    pairs = scenes.build_questions(questions, seed, family.scene_size)
     scenes.write_rows(folder / "test", [row for _, row in pairs])
     oracle = []
     for scene, row in pairs:
-        box = gt_crop([xyxy(b) for b in row["bbox"]])
+        box = gt_crop([xyxy(b) for b in row["bbox"]], family.cell, family.scene_size)
         oracle.append({**row, "image": {"bytes": scenes.png_bytes(scene.pil().crop(box)), "path": None},
                        "bbox": [[b[0] - box[0], b[1] - box[1], b[2], b[3]] for b in row["bbox"]]})
     scenes.write_rows(folder / "oracle", oracle)
     return {"test": folder / "test", "oracle": folder / "oracle"}, pairs
 
 
-def lmms_eval_runs(rows: Sequence[Row], checkpoints: dict[str, Path], data: dict[str, Path], out: Path) -> list[dict]:
+def lmms_eval_runs(rows: Sequence[Row], checkpoints: dict[str, Path], data: dict[str, Path], out: Path,
+                   family: Family = LLAVA_1_5) -> list[dict]:
     """The entries of lmms-eval's --config file, one per row."""
     runs = []
     for index, row in enumerate(rows):
         args: dict[str, Any] = {"pretrained": checkpoints[row.checkpoint], "data_vstar": data[row.data]}
-        args.update(method_options(row.method))
+        args.update(method_options(row.method, family))
         if row.traced:
             args["save_maps"] = out / "traces" / str(index)
         args.update(row.options)
-        runs.append({"model": MODEL, "model_args": ",".join(f"{k}={v}" for k, v in args.items()), "tasks": TASK,
+        runs.append({"model": family.model, "model_args": ",".join(f"{k}={v}" for k, v in args.items()), "tasks": TASK,
                      "batch_size": 1, "output_path": str(out / "results" / str(index)), "log_samples": True})
     return runs
 
@@ -177,18 +200,18 @@ def lmms_results(folder: Path) -> dict[str, Any] | None:
 # ---- readings from the traces ---------------------------------------------------------------
 
 
-def argmax_cell_center(target: dict) -> tuple[float, float] | None:
-    """Centre (original pixels) of the most relevant cell of a traced target's map, among the
-    cells whose centre lies in the image (not on the padding)."""
+def argmax_cell(target: dict, size: tuple[int, int]) -> np.ndarray | None:
+    """Box (x0, y0, x1, y1, original pixels) of the most relevant cell of a traced target's map,
+    among the cells whose centre lies in the (width, height) image (not on the padding)."""
     relevance = np.asarray(target["relevance_map"], dtype=np.float64)
     if relevance.size == 0:
         return None
     boxes = np.asarray(target["cell_boxes"], dtype=np.float64)  # [h, w, 4]
-    width, height = scenes.SCENE_SIZE
+    width, height = size
     cx, cy = (boxes[..., 0] + boxes[..., 2]) / 2, (boxes[..., 1] + boxes[..., 3]) / 2
     in_image = (cx >= 0) & (cx < width) & (cy >= 0) & (cy < height)
     row, col = np.unravel_index(np.where(in_image, relevance, -np.inf).argmax(), relevance.shape)
-    return float(cx[row, col]), float(cy[row, col])
+    return boxes[row, col]
 
 
 def inside(point: tuple[float, float], box: Sequence[float]) -> bool:
@@ -196,9 +219,11 @@ def inside(point: tuple[float, float], box: Sequence[float]) -> bool:
 
 
 def trace_report(folder: Path, pairs: Sequence[tuple[scenes.Scene, dict]]) -> dict[str, Any]:
-    """Means over questions of: top-ROI recall, map argmax in the named target's GT box, map
-    argmax in another object or distractor."""
-    chosen, on_target, on_other = [], [], []
+    """Means over questions of: top-ROI recall, map argmax (its cell's centre) in the named
+    target's GT box, in another object or distractor, and the argmax cell overlapping the target's
+    box (where cells are larger than objects, as OneVision's 103 px cells against 64-80 px objects,
+    many targets hold no cell centre at all)."""
+    chosen, on_target, on_other, overlapping = [], [], [], []
     for doc_id, (scene, row) in enumerate(pairs):
         path = folder / f"{TASK}_{doc_id}.json"
         if not path.exists():
@@ -206,14 +231,17 @@ def trace_report(folder: Path, pairs: Sequence[tuple[scenes.Scene, dict]]) -> di
         trace = json.loads(path.read_text())
         if trace.get("roi_recall_chosen") is not None:
             chosen.append(trace["roi_recall_chosen"])
-        maps = {target["name"]: argmax_cell_center(target) for target in trace["targets"]}
+        maps = {target["name"]: argmax_cell(target, scene.size) for target in trace["targets"]}
         for name, box in zip(row["target_object"], row["bbox"]):
-            point, gt = maps.get(name), xyxy(box)
+            cell, gt = maps.get(name), xyxy(box)
+            point = None if cell is None else ((cell[0] + cell[2]) / 2, (cell[1] + cell[3]) / 2)
+            overlapping.append(cell is not None and cell[0] < gt[2] and gt[0] < cell[2] and cell[1] < gt[3]
+                               and gt[1] < cell[3])
             on_target.append(point is not None and inside(point, gt))
             others = [t.box for t in (*scene.objects, *scene.distractors) if t.box != gt]
             on_other.append(point is not None and not inside(point, gt) and any(inside(point, b) for b in others))
     return {"top_roi": _mean(chosen), "argmax_on_target": _mean(on_target),
-            "argmax_on_other": _mean(on_other)}
+            "argmax_on_other": _mean(on_other), "argmax_cell_on_target": _mean(overlapping)}
 
 
 def _mean(values: Sequence[float]) -> float | None:
@@ -223,7 +251,8 @@ def _mean(values: Sequence[float]) -> float | None:
 # ---- existence AUC through the adapter --------------------------------------------------------
 
 
-def existence_aucs(checkpoint: Path, pairs: Sequence[tuple[scenes.Scene, dict]], seed: int) -> dict[str, float]:
+def existence_aucs(checkpoint: Path, pairs: Sequence[tuple[scenes.Scene, dict]], seed: int,
+                   cell: float = train.CELL) -> dict[str, float]:
     """Existence-check AUCs on held-out probes of the test scenes, through load_adapter and
     yes_no_logits (the processor path and the check FOCUS runs)."""
     import torch
@@ -232,7 +261,7 @@ def existence_aucs(checkpoint: Path, pairs: Sequence[tuple[scenes.Scene, dict]],
 
     adapter = load_adapter(str(checkpoint), device="cpu")
     scene_list = [scene for scene, _ in pairs]
-    probes = [p for p in build_probes(scene_list, seed) if p.kind.startswith("exist")]
+    probes = [p for p in build_probes(scene_list, seed, cell) if p.kind.startswith("exist")]
     logits = []
     for start in range(0, len(probes), 32):
         batch = probes[start:start + 32]
@@ -256,7 +285,7 @@ def number(value: float | None, scale: float = 1.0, digits: int = 1) -> str:
 
 def table(rows: Sequence[Row], results: dict[str, dict | None], traces: dict[str, dict]) -> str:
     header = ["row", "accuracy %", "attributes %", "relative %", "fp", "bp", "fp_total", "ROI recall %", "top ROI %",
-              "argmax on target %", "argmax on another object %"]
+              "argmax on target %", "argmax on another object %", "argmax cell on target %"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
         found, traced = results.get(row.name) or {}, traces.get(row.name, {})
@@ -265,7 +294,7 @@ def table(rows: Sequence[Row], results: dict[str, dict | None], traces: dict[str
             number(found.get("vstar_relative_position_acc")), number(found.get("fp"), digits=2),
             number(found.get("bp"), digits=2), number(found.get("fp_total"), digits=2), number(found.get("roi_recall"), 100),
             number(traced.get("top_roi"), 100), number(traced.get("argmax_on_target"), 100),
-            number(traced.get("argmax_on_other"), 100)]) + " |")
+            number(traced.get("argmax_on_other"), 100), number(traced.get("argmax_cell_on_target"), 100)]) + " |")
     return "\n".join(lines)
 
 
@@ -280,22 +309,28 @@ def focus_only_example(out: Path, rows: Sequence[Row]) -> Path | None:
     return None
 
 
+def family_rows(family: Family, rows: Sequence[Row] = ROWS) -> list[Row]:
+    """The rows a family runs: the baselines' only where it was trained on their prompts."""
+    return [row for row in rows if family.baselines or row.method in ("focus", "vanilla")]
+
+
 def evaluate(model: Path, control: Path | None, out: Path, questions: int, seed: int,
-             rows: Sequence[Row] = ROWS, threads: int = 1) -> dict[str, Any]:
+             rows: Sequence[Row] | None = None, threads: int = 1, family: Family = LLAVA_1_5) -> dict[str, Any]:
     import torch
 
     torch.set_num_threads(threads)
     out.mkdir(parents=True, exist_ok=True)
-    data, pairs = write_data(out / "data", questions, seed)
-    rows = [row for row in rows if row.checkpoint == "model" or control is not None]
-    status = run_lmms_eval(lmms_eval_runs(rows, {"model": model, "control": control}, data, out), out, threads)
+    data, pairs = write_data(out / "data", questions, seed, family)
+    rows = [row for row in (family_rows(family) if rows is None else rows)
+            if row.checkpoint == "model" or control is not None]
+    status = run_lmms_eval(lmms_eval_runs(rows, {"model": model, "control": control}, data, out, family), out, threads)
     results = {row.name: lmms_results(out / "results" / str(i)) for i, row in enumerate(rows)}
     traces = {row.name: trace_report(out / "traces" / str(i), pairs) for i, row in enumerate(rows) if row.traced}
-    aucs = {"model": existence_aucs(model, pairs, seed)}
+    aucs = {"model": existence_aucs(model, pairs, seed, family.cell)}
     if control is not None:
-        aucs["control"] = existence_aucs(control, pairs, seed)
+        aucs["control"] = existence_aucs(control, pairs, seed, family.cell)
     example = focus_only_example(out, rows)
-    summary = {"questions": questions, "seed": seed, "lmms_eval_exit_status": status,
+    summary = {"family": family.name, "questions": questions, "seed": seed, "lmms_eval_exit_status": status,
                "rows": [row.name for row in rows], "results": results,
                "traces": traces,
                "existence_auc": aucs, "example": None if example is None else str(example)}
@@ -306,17 +341,17 @@ def evaluate(model: Path, control: Path | None, out: Path, questions: int, seed:
 
 def last_line(summary: dict[str, Any]) -> str:
     vanilla, focus = summary["results"].get(VANILLA.name) or {}, summary["results"].get(MAIN.name) or {}
-    return (f"proving ground: vanilla {number(vanilla.get('vstar_overall_acc'))}%, "
+    return (f"proving ground ({summary['family']}): vanilla {number(vanilla.get('vstar_overall_acc'))}%, "
             f"focus {number(focus.get('vstar_overall_acc'))}% (n={summary['questions']}, "
             f"fp={number(focus.get('fp'), digits=2)}, recall={number(focus.get('roi_recall'), 100)}%)")
 
 
-def checkpoint_problem(path: Path) -> str | None:
-    """Why `path` is not a trained LLaVA-1.5 checkpoint (None when it is)."""
+def checkpoint_problem(path: Path, family: Family = LLAVA_1_5) -> str | None:
+    """Why `path` is not a trained checkpoint of `family` (None when it is)."""
     from focus_eval.model_wrappers import check_local_checkpoint
 
     try:
-        check_local_checkpoint(path.resolve(), FAMILY)
+        check_local_checkpoint(path.resolve(), family.name)
     except ValueError as error:
         return str(error)
     if not any((path / name).is_file() for name in ("model.safetensors", "pytorch_model.bin")):
@@ -328,7 +363,8 @@ def main(argv: list[str] | None = None) -> int:
     from focus_eval.outputs import OutputLocationError, check_writable_dir
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", type=Path, default=CHECKPOINT, help="the trained checkpoint (default: the committed one)")
+    parser.add_argument("--family", choices=sorted(FAMILIES), default=LLAVA_1_5.name)
+    parser.add_argument("--model", type=Path, help="the trained checkpoint (default: the family's committed one)")
     parser.add_argument("--control", type=Path, help="the untrained-LM control checkpoint (train.py --control)")
     parser.add_argument("--out", type=Path, default=Path("runs/proving_ground"))
     parser.add_argument("--questions", type=scenes.positive_int, default=500)
@@ -337,15 +373,17 @@ def main(argv: list[str] | None = None) -> int:
                              f"{DEV_SEED}; the training draws its scenes from other random streams)")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
-    for name, path in (("--model", args.model), ("--control", args.control)):
-        problem = path is not None and checkpoint_problem(path)
+    family = FAMILIES[args.family]
+    model = args.model or family.checkpoint
+    for name, path in (("--model", model), ("--control", args.control)):
+        problem = path is not None and checkpoint_problem(path, family)
         if problem:
             parser.exit(2, f"{parser.prog}: error: {name}: {problem}\n")
     try:
         check_writable_dir(args.out)
     except OutputLocationError as error:
         parser.exit(2, f"{parser.prog}: error: --out: {error}\n")
-    summary = evaluate(args.model, args.control, args.out, args.questions, args.seed, threads=args.threads)
+    summary = evaluate(model, args.control, args.out, args.questions, args.seed, threads=args.threads, family=family)
     print((args.out / "table.md").read_text())
     aucs = summary["existence_auc"]
     print("existence AUC (check prompt, GT crop vs another object's crop / vs an empty crop): "

@@ -1,17 +1,18 @@
-"""`make proving-ground`: train the tiny LLaVA-1.5 once per seed, evaluate every checkpoint on the
-same questions, and report each row as the mean and spread over the seeds.
+"""`make proving-ground`: train each family's tiny model once per seed, evaluate every checkpoint
+on the same questions, and report each row as the mean and spread over the seeds.
 
-    python -m focus_eval.proving_ground.run [--seeds 0 1 2] [--out runs/proving_ground]
-        [--threads 1] [--jobs 1] [--questions 300] [--question-seed 11]
+    python -m focus_eval.proving_ground.run [--families llava_1_5 llava_onevision] [--seeds 0 1 2]
+        [--out runs/proving_ground] [--threads 1] [--jobs 1] [--questions 300] [--question-seed 11]
 
-Seed N trains into OUT/seed-N/model (and its untrained-LM control, OUT/seed-N/control) with
-train.py and is evaluated into OUT/seed-N/eval with evaluate.py; --jobs seeds run at once, each
-on --threads threads. A seed whose checkpoint is already trained (training.json) is not
-retrained, and an evaluation whose summary.json has the same questions is not re-run, so an
-interrupted run resumes. Writes OUT/table.md (mean ± sample sd over the seeds, and each seed's
-value) and OUT/summary.json; the last line is evaluate.py's, of the means.
+Seed N of a family trains into OUT/FAMILY/seed-N/model (and its untrained-LM control,
+OUT/FAMILY/seed-N/control) with the family's trainer (train.py, onevision.py) and is evaluated into
+OUT/FAMILY/seed-N/eval with evaluate.py; --jobs seeds run at once, each on --threads threads. A seed
+whose checkpoint is already trained (training.json) is not retrained, and an evaluation whose
+summary.json has the same questions is not re-run, so an interrupted run resumes. Writes
+OUT/FAMILY/table.md (mean ± sample sd over the seeds, and each seed's value) and
+OUT/FAMILY/summary.json; the last lines are evaluate.py's, of the means, one per family.
 
-Seed 0 with --threads 1 is the committed checkpoint (proving_ground/checkpoint/, the same bytes but
+Seed 0 with --threads 1 is a family's committed checkpoint (evaluate.FAMILIES, the same bytes but
 training.json's timings): the first seed, fixed before any result was seen, not the best one.
 """
 
@@ -32,17 +33,18 @@ METRICS = (("accuracy %", "vstar_overall_acc", 1.0, 1), ("attributes %", "vstar_
            ("relative %", "vstar_relative_position_acc", 1.0, 1), ("fp", "fp", 1.0, 2), ("bp", "bp", 1.0, 2),
            ("fp_total", "fp_total", 1.0, 2), ("ROI recall %", "roi_recall", 100.0, 1))
 TRACED = (("top ROI %", "top_roi"), ("argmax on target %", "argmax_on_target"),
-          ("argmax on another object %", "argmax_on_other"))
+          ("argmax on another object %", "argmax_on_other"), ("argmax cell on target %", "argmax_cell_on_target"))
 
 
-def run_seed(seed: int, out: Path, threads: int, questions: int, question_seed: int) -> dict[str, Any]:
+def run_seed(family: evaluate.Family, seed: int, out: Path, threads: int, questions: int,
+             question_seed: int) -> dict[str, Any]:
     """Train (unless trained) and evaluate (unless evaluated on these questions) one seed; its summary."""
-    folder = out / f"seed-{seed}"
+    folder = out / family.name / f"seed-{seed}"
     folder.mkdir(parents=True, exist_ok=True)
     python = [sys.executable, "-u", "-m"]
     if not (folder / "model" / "training.json").exists():
         with open(folder / "train.log", "w") as log:
-            subprocess.run([*python, "focus_eval.proving_ground.train", str(folder / "model"), "--control",
+            subprocess.run([*python, family.trainer, str(folder / "model"), "--control",
                             str(folder / "control"), "--seed", str(seed), "--threads", str(threads)],
                            stdout=log, stderr=subprocess.STDOUT, check=True)
     summary_path = folder / "eval" / "summary.json"
@@ -51,7 +53,8 @@ def run_seed(seed: int, out: Path, threads: int, questions: int, question_seed: 
         if (summary["questions"], summary["seed"]) == (questions, question_seed):
             return summary
     with open(folder / "eval.log", "w") as log:
-        subprocess.run([*python, "focus_eval.proving_ground.evaluate", "--model", str(folder / "model"), "--control",
+        subprocess.run([*python, "focus_eval.proving_ground.evaluate", "--family", family.name,
+                        "--model", str(folder / "model"), "--control",
                         str(folder / "control"), "--out", str(folder / "eval"), "--questions", str(questions),
                         "--seed", str(question_seed), "--threads", str(threads)],
                        stdout=log, stderr=subprocess.STDOUT)
@@ -96,13 +99,14 @@ def mean_summary(summaries: Sequence[dict[str, Any]]) -> dict[str, Any]:
         keys = set.intersection(*(set(f) for f in found)) if found else set()
         results[row] = {k: statistics.mean(f[k] for f in found) for k in keys
                         if all(isinstance(f[k], (int, float)) for f in found)}
-    return {"questions": summaries[0]["questions"], "results": results}
+    return {"family": summaries[0]["family"], "questions": summaries[0]["questions"], "results": results}
 
 
 def main(argv: list[str] | None = None) -> int:
     from focus_eval.outputs import OutputLocationError, check_writable_dir
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--families", nargs="+", choices=sorted(evaluate.FAMILIES), default=list(evaluate.FAMILIES))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--out", type=Path, default=Path("runs/proving_ground"))
     parser.add_argument("--threads", type=int, default=1, help="torch threads per seed (1: the committed checkpoint)")
@@ -119,17 +123,24 @@ def main(argv: list[str] | None = None) -> int:
         check_writable_dir(args.out)
     except OutputLocationError as error:
         parser.exit(2, f"{parser.prog}: error: --out: {error}\n")
+    families = [evaluate.FAMILIES[name] for name in dict.fromkeys(args.families)]
+    runs = [(family, seed) for family in families for seed in args.seeds]
     with ThreadPoolExecutor(args.jobs) as pool:
-        summaries = list(pool.map(lambda seed: run_seed(seed, args.out, args.threads, args.questions,
-                                                        args.question_seed), args.seeds))
-    table = seeds_table(args.seeds, summaries)
-    (args.out / "table.md").write_text(table + "\n")
-    (args.out / "summary.json").write_text(json.dumps({"seeds": args.seeds, "per_seed": summaries}, indent=1))
-    print(table)
-    failed = [seed for seed, s in zip(args.seeds, summaries) if s["lmms_eval_exit_status"]]
+        done = list(pool.map(lambda run: run_seed(*run, args.out, args.threads, args.questions, args.question_seed),
+                             runs))
+    last_lines, failed = [], []
+    for family in families:
+        summaries = [summary for (owner, _), summary in zip(runs, done) if owner is family]
+        table = seeds_table(args.seeds, summaries)
+        (args.out / family.name / "table.md").write_text(table + "\n")
+        (args.out / family.name / "summary.json").write_text(json.dumps({"seeds": args.seeds, "per_seed": summaries},
+                                                                        indent=1))
+        print(f"{family.name}\n{table}\n")
+        failed += [f"{family.name} seed {seed}" for seed, s in zip(args.seeds, summaries) if s["lmms_eval_exit_status"]]
+        last_lines.append(evaluate.last_line(mean_summary(summaries)))
     if failed:
-        print(f"lmms-eval failed for seeds {failed}: see {args.out}/seed-N/eval/lmms-eval.log")
-    print(evaluate.last_line(mean_summary(summaries)))
+        print(f"lmms-eval failed for {', '.join(failed)}: see {args.out}/FAMILY/seed-N/eval/lmms-eval.log")
+    print("\n".join(last_lines))
     return 1 if failed else 0
 
 

@@ -88,6 +88,11 @@ class Scene:
     def pil(self) -> Image.Image:
         return Image.fromarray(self.image, "RGB")
 
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height)"""
+        return self.image.shape[1], self.image.shape[0]
+
     def visible_fraction(self, index: int, box: tuple[int, int, int, int]) -> float:
         """Share of object `index`'s pixels inside `box` (x0, y0, x1, y1)."""
         x0, y0, x1, y1 = box
@@ -137,8 +142,8 @@ def pattern_colours(rng: np.random.Generator, hue: Sequence[float]) -> tuple[np.
 
 
 def _place(rng: np.random.Generator, width: int, height: int, taken: list[tuple[int, int, int, int]],
-           gap: int) -> tuple[int, int, int, int] | None:
-    scene_w, scene_h = SCENE_SIZE
+           gap: int, size: tuple[int, int]) -> tuple[int, int, int, int] | None:
+    scene_w, scene_h = size
     for _ in range(200):
         x0, y0 = int(rng.integers(2, scene_w - width - 2)), int(rng.integers(2, scene_h - height - 2))
         box = (x0, y0, x0 + width, y0 + height)
@@ -148,8 +153,9 @@ def _place(rng: np.random.Generator, width: int, height: int, taken: list[tuple[
     return None
 
 
-def make_scene(rng: np.random.Generator) -> Scene:
-    width, height = SCENE_SIZE
+def make_scene(rng: np.random.Generator, size: tuple[int, int] = SCENE_SIZE) -> Scene:
+    """A scene of `size` (width, height); objects, patterns and gaps keep their pixel sizes."""
+    width, height = size
     grey = rng.uniform(95, 165, size=(4, 5, 1))
     coarse = np.clip(grey + rng.uniform(-18, 18, size=(4, 5, 3)), 0, 255).astype(np.uint8)  # greyish, tinted
     image = np.asarray(Image.fromarray(coarse, "RGB").resize((width, height), Image.Resampling.BILINEAR), np.float32)
@@ -177,7 +183,7 @@ def make_scene(rng: np.random.Generator) -> Scene:
     objects = []
     for kind in rng.permutation(SHAPES)[: int(rng.integers(2, 4))]:
         side = int(rng.integers(OBJECT_SIDE[0], OBJECT_SIDE[1] + 1))
-        box = _place(rng, side, side, taken, MIN_GAP)
+        box = _place(rng, side, side, taken, MIN_GAP, size)
         if box is None:
             continue
         taken.append(box)
@@ -189,7 +195,7 @@ def make_scene(rng: np.random.Generator) -> Scene:
     for _ in range(int(rng.integers(1, 4))):
         long_side, short_side = int(rng.integers(64, 97)), int(rng.integers(20, 29))
         w, h = (long_side, short_side) if rng.random() < 0.5 else (short_side, long_side)
-        box = _place(rng, w, h, taken, MIN_GAP)
+        box = _place(rng, w, h, taken, MIN_GAP, size)
         if box is None:
             continue
         taken.append(box)
@@ -198,7 +204,7 @@ def make_scene(rng: np.random.Generator) -> Scene:
         distractors.append(Thing("distractor", pattern, box))
     for _ in range(int(rng.integers(3, 7))):  # clutter: small plain blobs
         side = int(rng.integers(8, 20))
-        box = _place(rng, side, side, taken, 4)
+        box = _place(rng, side, side, taken, 4, size)
         if box is not None:
             kind = "square" if rng.random() < 0.5 else "circle"
             paint(kind, box, shape_mask(kind, side, side), None)
@@ -280,14 +286,14 @@ def question_for(scene: Scene, category: str, rng: np.random.Generator, *, targe
             "bbox": [t.xywh for t in targets], "target_object": [t.kind for t in targets]}
 
 
-def build_questions(n: int, seed: int) -> list[tuple[Scene, dict[str, Any]]]:
-    """`n` (scene, V*Bench row) pairs, one scene each; the first round(n * ATTRIBUTE_SHARE) ask
-    attributes."""
+def build_questions(n: int, seed: int, size: tuple[int, int] = SCENE_SIZE) -> list[tuple[Scene, dict[str, Any]]]:
+    """`n` (scene, V*Bench row) pairs, one scene of `size` each; the first round(n * ATTRIBUTE_SHARE)
+    ask attributes."""
     rng = np.random.default_rng([seed, 13])
     n_attributes = round(n * ATTRIBUTE_SHARE)
     pairs: list[tuple[Scene, dict[str, Any]]] = []
     while len(pairs) < n:
-        scene = make_scene(rng)
+        scene = make_scene(rng, size)
         category = CATEGORIES[0] if len(pairs) < n_attributes else CATEGORIES[1]
         row = question_for(scene, category, rng)
         if row is not None:
@@ -297,9 +303,9 @@ def build_questions(n: int, seed: int) -> list[tuple[Scene, dict[str, Any]]]:
     return pairs
 
 
-def build_rows(n: int, seed: int) -> list[dict[str, Any]]:
+def build_rows(n: int, seed: int, size: tuple[int, int] = SCENE_SIZE) -> list[dict[str, Any]]:
     """The rows of `build_questions`."""
-    return [row for _, row in build_questions(n, seed)]
+    return [row for _, row in build_questions(n, seed, size)]
 
 
 def write_rows(out_dir: str | Path, rows: Sequence[dict[str, Any]]) -> Path:

@@ -172,6 +172,12 @@ def build_model(seed: int):
     # every layer is trained through the per-patch heads, none is spare)
     config = with_dimensions(config, text=TEXT, vision=dict(VISION, projection_dim=VISION["hidden_size"]),
                              vision_feature_layer=-1)
+    return instantiate(model_class, config, processor, seed)
+
+
+def instantiate(model_class: type, config: Any, processor, seed: int):
+    """(model with `seed`'s initial weights, processor), the processor's pad and end tokens in its
+    generation config."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = model_class._from_config(config, dtype=torch.float32)
@@ -182,10 +188,11 @@ def build_model(seed: int):
 
 
 def image_features(model, pixels: torch.Tensor) -> torch.Tensor:
-    """[n, 64, vision hidden]: the tower output the projector reads (LLaVA's get_image_features
-    before the projector: hidden state of vision_feature_layer, CLS dropped)."""
+    """[n, patches, vision hidden]: the tower output the projector reads (get_image_features
+    before the projector: hidden state of vision_feature_layer, CLIP's CLS dropped)."""
     states = model.model.vision_tower(pixels, output_hidden_states=True).hidden_states
-    return states[model.config.vision_feature_layer][:, 1:]
+    selected = states[model.config.vision_feature_layer]
+    return selected if model.config.vision_feature_select_strategy == "full" else selected[:, 1:]
 
 
 # ---- views --------------------------------------------------------------------------------
@@ -193,45 +200,45 @@ def image_features(model, pixels: torch.Tensor) -> torch.Tensor:
 Box = tuple[int, int, int, int]
 
 
-def clip_box(box: Sequence[float]) -> Box:
-    width, height = SCENE_SIZE
+def clip_box(box: Sequence[float], size: tuple[int, int] = SCENE_SIZE) -> Box:
+    width, height = size
     x0, y0, x1, y1 = (int(round(v)) for v in box)
     return max(x0, 0), max(y0, 0), min(x1, width), min(y1, height)
 
 
-def centred_crop(center: tuple[float, float], side: float) -> Box:
-    return clip_box((center[0] - side / 2, center[1] - side / 2, center[0] + side / 2, center[1] + side / 2))
+def centred_crop(center: tuple[float, float], side: float, size: tuple[int, int] = SCENE_SIZE) -> Box:
+    return clip_box((center[0] - side / 2, center[1] - side / 2, center[0] + side / 2, center[1] + side / 2), size)
 
 
-def gt_crop(boxes: Sequence[Box]) -> Box:
+def gt_crop(boxes: Sequence[Box], cell: float = CELL, size: tuple[int, int] = SCENE_SIZE) -> Box:
     """The oracle's view of some targets: the union of their boxes grown to at least 3 grid
-    cells (an ROI of s_max = 3) around its centre, plus a margin of half a cell."""
+    cells of `cell` px (an ROI of s_max = 3) around its centre, plus a margin of half a cell."""
     x0, y0 = min(b[0] for b in boxes), min(b[1] for b in boxes)
     x1, y1 = max(b[2] for b in boxes), max(b[3] for b in boxes)
     cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-    half_w, half_h = max((x1 - x0) / 2 + CELL / 2, 1.5 * CELL), max((y1 - y0) / 2 + CELL / 2, 1.5 * CELL)
-    return clip_box((cx - half_w, cy - half_h, cx + half_w, cy + half_h))
+    half_w, half_h = max((x1 - x0) / 2 + cell / 2, 1.5 * cell), max((y1 - y0) / 2 + cell / 2, 1.5 * cell)
+    return clip_box((cx - half_w, cy - half_h, cx + half_w, cy + half_h), size)
 
 
-def sample_views(scene: Scene, rng: np.random.Generator) -> list[tuple[str, Box]]:
+def sample_views(scene: Scene, rng: np.random.Generator, cell: float = CELL) -> list[tuple[str, Box]]:
     """(kind, box) views of a scene for training: full, object crops, a distractor crop,
-    a random crop, a pair crop."""
-    width, height = SCENE_SIZE
+    a random crop, a pair crop; crops measure 2-3.3 cells of `cell` px."""
+    width, height = size = scene.size
     views = [("full", (0, 0, width, height))]
     things = list(scene.objects) + ([scene.distractors[int(rng.integers(len(scene.distractors)))]]
                                     if scene.distractors else [])
     for thing in things:
-        side = rng.uniform(2.0, 3.3) * CELL
+        side = rng.uniform(2.0, 3.3) * cell
         jitter = rng.uniform(-0.3, 0.3, size=2) * (thing.box[2] - thing.box[0])
-        views.append(("object", centred_crop((thing.center[0] + jitter[0], thing.center[1] + jitter[1]), side)))
-    side = rng.uniform(2.0, 3.3) * CELL
-    views.append(("random", centred_crop((rng.uniform(0, width), rng.uniform(0, height)), side)))
+        views.append(("object", centred_crop((thing.center[0] + jitter[0], thing.center[1] + jitter[1]), side, size)))
+    side = rng.uniform(2.0, 3.3) * cell
+    views.append(("random", centred_crop((rng.uniform(0, width), rng.uniform(0, height)), side, size)))
     if len(scene.objects) >= 2:
         first, second = rng.choice(len(scene.objects), size=2, replace=False)
         boxes = [scene.objects[first].box, scene.objects[second].box]
         margin = rng.uniform(8, 40)
         views.append(("pair", clip_box((min(b[0] for b in boxes) - margin, min(b[1] for b in boxes) - margin,
-                                        max(b[2] for b in boxes) + margin, max(b[3] for b in boxes) + margin))))
+                                        max(b[2] for b in boxes) + margin, max(b[3] for b in boxes) + margin), size)))
     return views
 
 
@@ -246,22 +253,31 @@ def patch_labels(scene: Scene, box: Box, legible: bool) -> tuple[np.ndarray, np.
     DISTRACTOR) of the thing covering >= 20% of the patch, and its pattern (0 none, 1 +
     PATTERNS index); -100 (ignored) for the pattern where it is not legible or the patch is
     only partly covered."""
-    def blocks(label_map: np.ndarray) -> np.ndarray:
+    def square(label_map: np.ndarray) -> np.ndarray:
         crop = Image.fromarray(label_map.astype(np.uint8)).crop(box)
         side = max(crop.size)
         square = Image.new("L", (side, side), 0)
         square.paste(crop, ((side - crop.size[0]) // 2, (side - crop.size[1]) // 2))
-        pixels = np.asarray(square.resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.NEAREST))
-        return pixels.reshape(GRID, PATCH, GRID, PATCH).transpose(0, 2, 1, 3).reshape(GRID * GRID, PATCH * PATCH)
+        return np.asarray(square.resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.NEAREST))
+
+    return patch_classes(square(scene.shape_map), square(scene.pattern_map), legible)
+
+
+def patch_classes(shape_pixels: np.ndarray, pattern_pixels: np.ndarray, legible: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Per-patch targets [(side / PATCH)^2] of one tower input from its label pixels [side, side]
+    (Scene.shape_map and pattern_map values, resized as the pixels were): patch_labels's rule."""
+    def blocks(pixels: np.ndarray) -> np.ndarray:
+        grid = pixels.shape[0] // PATCH
+        return pixels.reshape(grid, PATCH, grid, PATCH).transpose(0, 2, 1, 3).reshape(grid * grid, PATCH * PATCH)
 
     def dominant(cells: np.ndarray, classes: int) -> tuple[np.ndarray, np.ndarray]:
-        counts = np.stack([(cells == c).mean(1) for c in range(classes)], 1)  # [64, classes]
+        counts = np.stack([(cells == c).mean(1) for c in range(classes)], 1)  # [patches, classes]
         counts[:, 0] = 0
         return counts.argmax(1), counts.max(1)
 
-    shape, shape_share = dominant(blocks(scene.shape_map), DISTRACTOR + 1)
+    shape, shape_share = dominant(blocks(shape_pixels), DISTRACTOR + 1)
     shape = np.where(shape_share >= 0.2, shape, 0)
-    pattern, pattern_share = dominant(blocks(scene.pattern_map), len(PATTERNS) + 1)
+    pattern, pattern_share = dominant(blocks(pattern_pixels), len(PATTERNS) + 1)
     pattern = np.where(pattern_share >= 0.5, pattern, np.where(pattern_share > 0, -100, 0))
     if not legible:
         pattern = np.where(pattern == 0, 0, -100)
@@ -303,7 +319,8 @@ def existence_turns(scene: Scene, box: Box, rng: np.random.Generator) -> list[Tu
     return turns
 
 
-def zoomeye_turns(scene: Scene, box: Box, rng: np.random.Generator) -> list[Turn]:
+def zoomeye_turns(scene: Scene, box: Box, rng: np.random.Generator,
+                  is_legible: Callable[[Box], bool] = legible) -> list[Turn]:
     """ZoomEye's other two confidence questions in LLaVA-1.5's local view, with existence's
     negatives, one question of each answer per view (each view already asks existence about every
     object it shows). Latent ("is it possible to find a {target} in the image?"): Yes for an
@@ -322,19 +339,21 @@ def zoomeye_turns(scene: Scene, box: Box, rng: np.random.Generator) -> list[Turn
     asked = ([int(rng.choice(whole))] if whole else []) + ([int(rng.choice(others))] if others else [])
     for i in asked:
         question = answerable_questions(scene.objects[i].kind)[int(rng.integers(2))]
-        answerable = i in whole and legible(box)
+        answerable = i in whole and is_legible(box)
         turns.append(("answering", ANSWERING_PROMPT.format(question=question), YES if answerable else NO))
     return turns
 
 
-def conversation(scene: Scene, kind: str, box: Box, rng: np.random.Generator) -> list[Turn]:
-    """Every question the view can answer (module docstring), in random order."""
+def conversation(scene: Scene, kind: str, box: Box, rng: np.random.Generator,
+                 is_legible: Callable[[Box], bool] = legible) -> list[Turn]:
+    """Every question the view can answer (module docstring), in random order; `is_legible(box)`:
+    whether the family's processor shows the view's patterns to the tower."""
     shares = [scene.visible_fraction(i, box) for i in range(len(scene.objects))]
     whole = [i for i, share in enumerate(shares) if share >= 0.9]
-    turns = existence_turns(scene, box, rng) + zoomeye_turns(scene, box, rng)
+    turns = existence_turns(scene, box, rng) + zoomeye_turns(scene, box, rng, is_legible)
     if kind == "object" and len(whole) == 1 and sum(share > ABSENT for share in shares) == 1:
         turns.append(("naming", NAMING_PROMPT, scene.objects[whole[0]].kind))
-    if legible(box):
+    if is_legible(box):
         for i in whole:
             turns.append(("attribute", *_vqa(question_for(scene, "direct_attributes", rng, target=i))))
     pairs = [(a, b) for a in whole for b in whole
@@ -371,6 +390,8 @@ class Conversations:
     template), the image token expanded to the grid's GRID * GRID tokens as the processor does,
     then the answer " {a}" and end of sequence."""
 
+    answer_separator = " "  # after "ASSISTANT:" (model_wrappers/base.py, answer_separator)
+
     def __init__(self, processor):
         self.processor = processor
         self.tokenizer = processor.tokenizer
@@ -392,9 +413,11 @@ class Conversations:
             ids += [token] * (GRID * GRID if token == self.image_token else 1)
         return ids
 
-    def encode(self, turns: Sequence[Turn], images: int = 1) -> Encoded:
+    def encode(self, turns: Sequence[Turn], images: Any = 1) -> Encoded:
+        """`images`: what prompt_ids takes (here the number of images)."""
         prompts = [self.prompt_ids(question, images) for _, question, _ in turns]
-        replies = [self._tokens(" " + answer) + [self.tokenizer.eos_token_id] for _, _, answer in turns]
+        replies = [self._tokens(self.answer_separator + answer) + [self.tokenizer.eos_token_id]
+                   for _, _, answer in turns]
         shared = len(prompts[0])
         for prompt in prompts[1:]:
             shared = next((i for i, (a, b) in enumerate(zip(prompts[0], prompt)) if a != b), min(shared, len(prompt)))
@@ -504,10 +527,11 @@ def train_tower(model, processor, train: ViewSet, dev: ViewSet, *, steps: int, b
     """Stage A (module docstring); returns its log."""
     tower = model.model.vision_tower
     hidden = model.config.vision_config.hidden_size
+    side = math.isqrt(train.shape.shape[1])  # patches per side of a tower input
     heads = torch.nn.ModuleDict({"shape": torch.nn.Linear(hidden, DISTRACTOR + 1),
                                  "pattern": torch.nn.Linear(hidden, len(PATTERNS) + 1),
-                                 "column": torch.nn.Linear(hidden, GRID)})
-    columns = torch.arange(GRID * GRID) % GRID  # [64]: grid column of each patch
+                                 "column": torch.nn.Linear(hidden, side)})
+    columns = torch.arange(side * side) % side  # [side^2]: grid column of each patch
     params = list(tower.parameters()) + list(heads.parameters())
     optimizer = torch.optim.AdamW(params, lr=2e-3, weight_decay=0.01)
     rng = np.random.default_rng([seed, 11])
@@ -699,30 +723,31 @@ class Probe:
     answer: str
 
 
-def build_probes(scenes: Sequence[Scene], seed: int) -> list[Probe]:
+def build_probes(scenes: Sequence[Scene], seed: int, cell: float = CELL) -> list[Probe]:
     """Held-out questions per scene about one of its objects (the target): naming and existence
     on the target's GT crop; existence of the target on ANOTHER object's GT crop and on a
     random crop showing no object (hard and easy negatives); the pattern question on the GT
     crop (oracle) and on the full image (vanilla); ZoomEye's answering question about it on the
-    GT crop (answerable) and on the full image (not); a relative-position question likewise."""
+    GT crop (answerable) and on the full image (not); a relative-position question likewise.
+    Crops are 3 cells of `cell` px."""
     rng = np.random.default_rng([seed, 17])
-    width, height = SCENE_SIZE
     probes = []
     for index, scene in enumerate(scenes):
+        width, height = size = scene.size
         target = int(rng.integers(len(scene.objects)))
         thing = scene.objects[target]
-        crop = gt_crop([thing.box])
+        crop = gt_crop([thing.box], cell, size)
         exist = EXISTENCE_PROMPT.format(target=thing.kind)
         if sum(scene.visible_fraction(i, crop) > ABSENT for i in range(len(scene.objects))) == 1:
             probes.append(Probe("naming", index, crop, NAMING_PROMPT, thing.kind))
         probes.append(Probe("exist_gt", index, crop, exist, YES))
         for other in scene.objects:
-            other_crop = gt_crop([other.box])
+            other_crop = gt_crop([other.box], cell, size)
             if other is not thing and scene.visible_fraction(target, other_crop) <= ABSENT:
                 probes.append(Probe("exist_other", index, other_crop, exist, NO))
                 break
         for _ in range(20):
-            empty = centred_crop((rng.uniform(0, width), rng.uniform(0, height)), 3 * CELL)
+            empty = centred_crop((rng.uniform(0, width), rng.uniform(0, height)), 3 * cell, size)
             if all(scene.visible_fraction(i, empty) <= ABSENT for i in range(len(scene.objects))):
                 probes.append(Probe("exist_random", index, empty, exist, NO))
                 break
@@ -736,7 +761,7 @@ def build_probes(scenes: Sequence[Scene], seed: int) -> list[Probe]:
         relative = question_for(scene, "relative_position", rng)
         if relative is not None:
             boxes = [tuple(x for x in (b[0], b[1], b[0] + b[2], b[1] + b[3])) for b in relative["bbox"]]
-            for kind, box in (("rel_gt", gt_crop(boxes)), ("rel_full", (0, 0, width, height))):
+            for kind, box in (("rel_gt", gt_crop(boxes, cell, size)), ("rel_full", (0, 0, width, height))):
                 probes.append(Probe(kind, index, box, vstar_prompt(relative["text"]), relative["label"]))
     return probes
 
@@ -747,9 +772,10 @@ def auc(positives: Sequence[float], negatives: Sequence[float]) -> float:
     return float(((pos > neg) + 0.5 * (pos == neg)).mean()) if pos.size and neg.size else float("nan")
 
 
-def probe_report(probes: Sequence[Probe], logits: torch.Tensor, tokenizer) -> dict[str, float]:
-    """Accuracies and existence AUCs from next-token `logits` [n, vocab] after each probe's prompt."""
-    first = {answer: tokenizer(" " + answer, add_special_tokens=False)["input_ids"][0]
+def probe_report(probes: Sequence[Probe], logits: torch.Tensor, tokenizer, separator: str = " ") -> dict[str, float]:
+    """Accuracies and existence AUCs from next-token `logits` [n, vocab] after each probe's prompt
+    (answers start with `separator`, as after the family's generation prompt)."""
+    first = {answer: tokenizer(separator + answer, add_special_tokens=False)["input_ids"][0]
              for answer in {p.answer for p in probes}}
     yes, no = first.get(YES), first.get(NO)
     confidence = {}
@@ -796,6 +822,23 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+class Laps:
+    """Wall and CPU seconds of a training's parts, each logged as it ends (training.json's `times`)."""
+
+    def __init__(self, log: Callable[[str], None]):
+        self.log = log
+        self.times: dict[str, dict[str, float]] = {}
+        self.wall, self.cpu = time.time(), cpu_seconds()
+
+    def __call__(self, name: str) -> None:
+        self.times[name] = {"wall_s": round(time.time() - self.wall, 1), "cpu_s": round(cpu_seconds() - self.cpu, 1)}
+        self.log(f"{name}: {self.times[name]['wall_s']} s wall, {self.times[name]['cpu_s']} s CPU")
+        self.wall, self.cpu = time.time(), cpu_seconds()
+
+    def total(self) -> dict[str, float]:
+        return {key: round(sum(t[key] for t in self.times.values()), 1) for key in ("wall_s", "cpu_s")}
+
+
 def train(out: Path, *, seed: int = 0, scenes: int = 2400, dev_scenes: int = 120, tower_steps: int = 1500,
           align_steps: int = ALIGN_STEPS,
           phases: Sequence[Phase] = PHASES, batch: int = 32, threads: int = 1, control: Path | None = None,
@@ -804,15 +847,7 @@ def train(out: Path, *, seed: int = 0, scenes: int = 2400, dev_scenes: int = 120
     returns the training report, also written to `out/training.json`."""
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
-    wall, cpu = time.time(), cpu_seconds()
-    times: dict[str, dict[str, float]] = {}
-
-    def lap(name: str) -> None:
-        nonlocal wall, cpu
-        times[name] = {"wall_s": round(time.time() - wall, 1), "cpu_s": round(cpu_seconds() - cpu, 1)}
-        log(f"{name}: {times[name]['wall_s']} s wall, {times[name]['cpu_s']} s CPU")
-        wall, cpu = time.time(), cpu_seconds()
-
+    lap = Laps(log)
     model, processor = build_model(seed)
     train_views = build_views(scenes, seed)
     dev_views = build_views(dev_scenes, seed + 1)
@@ -837,22 +872,26 @@ def train(out: Path, *, seed: int = 0, scenes: int = 2400, dev_scenes: int = 120
     model.save_pretrained(out)
     processor.save_pretrained(out)
     report = {"seed": seed, "threads": threads, "scenes": scenes, "views": len(train_views.kinds),
-              "stage_a": tower, "stage_b0": alignment, "stage_b": language, "times": times,
-              "total": {key: round(sum(t[key] for t in times.values()), 1) for key in ("wall_s", "cpu_s")}}
+              "stage_a": tower, "stage_b0": alignment, "stage_b": language, "times": lap.times, "total": lap.total()}
     (Path(out) / "training.json").write_text(json.dumps(report, indent=1))
     return report
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def training_cli(argv: list[str] | None, doc: str, train_function: Callable[..., dict[str, Any]], scenes: int) -> None:
+    """The trainers' command line: OUT [--control DIR] [--seed 0] [--scenes N] [--threads 1]."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     parser.add_argument("out", type=Path)
     parser.add_argument("--control", type=Path, help="also save the untrained-LM control (trained tower) here")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--scenes", type=int, default=2400)
+    parser.add_argument("--scenes", type=int, default=scenes)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
-    report = train(args.out, seed=args.seed, scenes=args.scenes, threads=args.threads, control=args.control)
+    report = train_function(args.out, seed=args.seed, scenes=args.scenes, threads=args.threads, control=args.control)
     print(json.dumps(report["total"]))
+
+
+def main(argv: list[str] | None = None) -> None:
+    training_cli(argv, __doc__, train, scenes=2400)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
-"""`make demo` (python -m focus_eval.present.demo): offline, the proving ground's trained LLaVA-1.5 on its
-held-out questions (default) or a tiny untrained LLaVA-OneVision on tiny benchmarks in the real
+"""`make demo` (python -m focus_eval.present.demo): offline, the proving ground's trained LLaVA-1.5 and
+LLaVA-OneVision on their held-out questions (default) or a tiny untrained LLaVA-OneVision on tiny benchmarks in the real
 schemas (--untrained); lmms-eval's command line (through `focus-eval lmms-eval`) for FOCUS and
 vanilla, the results tables with the counter columns, the README pictures; it says what the model
 is."""
@@ -55,10 +55,20 @@ def test_demo_runs_the_proving_ground_checkpoint_through_lmms_eval(tmp_path):
     assert trace.method == "focus" and trace.image_size == [448, 336] and trace.config["row_normalization"] == "column"
     compared = (tmp_path / "out" / "compare" / "vstar.csv").read_text()
     assert ",llava_1_5_focus," in compared and "\npaper," in compared
+    # then the OneVision one, as the user's model name, in a folder of its own
+    assert out.count("NOT on ZoomEye's or ViCrop's prompts. |") == 2
+    assert "/proving_ground/checkpoint_onevision,data_vstar=" in out and "llava_ov_focus" in out
+    onevision = tmp_path / "out" / "llava_onevision"
+    for method in ("focus", "vanilla"):
+        (results,) = (onevision / "results" / method).rglob("*_results.json")
+        assert json.loads(results.read_text())["n-samples"]["vstar"]["effective"] == 4
+    trace = Trace.from_json((onevision / "docs" / "demo.json").read_text())
+    assert trace.image_size == [1344, 1008] and trace.config["downsample"] == 1
+    assert ",llava_ov_focus," in (onevision / "compare" / "vstar.csv").read_text()
 
 
 def test_demo_refuses_other_models_without_untrained(tmp_path):
-    done = run_demo(tmp_path, "--model", "llava_ov_focus")
+    done = run_demo(tmp_path, "--model", "qwen2_5_vl_focus")
     assert done.returncode == 2 and "add --untrained for other models or tasks" in done.stderr
     assert not (tmp_path / "out").exists()
 

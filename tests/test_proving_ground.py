@@ -235,7 +235,7 @@ def test_seed_table_gives_mean_and_sample_sd_of_each_row():
     from focus_eval.proving_ground import run
 
     def summary(accuracy, fp, top_roi):
-        return {"questions": 500, "rows": ["vanilla", "FOCUS n_steps=4"],
+        return {"family": "llava_1_5", "questions": 500, "rows": ["vanilla", "FOCUS n_steps=4"],
                 "results": {"vanilla": {"vstar_overall_acc": 35.0, "fp": 0.0, "bp": 0.0, "fp_total": 1.0},
                             "FOCUS n_steps=4": {"vstar_overall_acc": accuracy, "fp": fp, "bp": 0.0, "fp_total": fp + 1,
                                                 "roi_recall": 0.9}},
@@ -249,7 +249,7 @@ def test_seed_table_gives_mean_and_sample_sd_of_each_row():
     assert "| 90.0 ± 10.0 (80.0, 90.0, 100.0) |" in focus and focus.endswith("| N/A |")  # a seed without a value
     assert "| N/A |" in next(line for line in table.splitlines() if line.startswith("| vanilla"))  # no ROI recall
     assert evaluate_last_line(run.mean_summary(summaries)) == (
-        "proving ground: vanilla 35.0%, focus 74.0% (n=500, fp=8.00, recall=90.0%)")
+        "proving ground (llava_1_5): vanilla 35.0%, focus 74.0% (n=500, fp=8.00, recall=90.0%)")
 
 
 def evaluate_last_line(summary):
@@ -262,12 +262,13 @@ def evaluate_last_line(summary):
     (["--questions", "0"], "--questions: must be at least 1, got 0"),
     (["--model", "{tmp}"], "config.json"),
     (["--out", "{file}"], "--out: "),
+    (["--family", "llava_onevision", "--model", "{llava}"], "(family 'llava_1_5'), not family 'llava_onevision'"),
 ])
 def test_evaluate_refuses_arguments_that_cannot_work_before_running_anything(tmp_path, capsys, arguments, message):
     from focus_eval.proving_ground import evaluate
 
     (tmp_path / "file").write_text("")
-    argv = [a.format(tmp=tmp_path / "empty", file=tmp_path / "file") for a in arguments]
+    argv = [a.format(tmp=tmp_path / "empty", file=tmp_path / "file", llava=CHECKPOINT) for a in arguments]
     (tmp_path / "empty").mkdir()
     with pytest.raises(SystemExit) as stop:
         evaluate.main(["--out", str(tmp_path / "out"), *argv])

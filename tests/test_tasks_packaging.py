@@ -1,6 +1,6 @@
 """The built wheel ships every task sub-package and every task YAML (pyproject `packages`
 and `package-data`), so an installed focus-eval has the tasks lmms-eval indexes, and the
-paper's numbers of `focus-eval compare`."""
+paper's numbers of `focus-eval compare`, and the proving ground's checkpoints and configs."""
 
 import subprocess
 import sys
@@ -27,3 +27,6 @@ def test_wheel_ships_task_packages_and_yaml(tmp_path):
     assert "focus_eval/model_wrappers/lmms_models.py" in shipped
     assert "focus_eval/present/compare/published.csv" in shipped  # focus-eval compare reads it at run time
     assert {"focus_eval/vlmeval.py", "focus_eval/model_wrappers/vlmeval_run.py", "focus_eval/tasks/lmms_tasks.py"} <= shipped
+    for family, folder in (("llava_1_5", "checkpoint"), ("llava_onevision", "checkpoint_onevision")):  # make demo's
+        assert {f"focus_eval/proving_ground/{folder}/model.safetensors", f"focus_eval/proving_ground/{folder}/config.json",
+                f"focus_eval/configs/proving_ground/{family}.yaml"} <= shipped

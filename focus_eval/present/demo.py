@@ -1,9 +1,11 @@
 """`make demo`: focus-eval end to end on this machine, offline, in about a minute.
 
-1. Takes the model and its questions. By default the proving ground's checkpoint
-   (`focus_eval.proving_ground`: a tiny LLaVA-1.5 trained on CPU by `make proving-ground`,
-   committed) and held-out questions of its V*Bench-like task (`proving_ground.scenes`, the
-   evaluation's seed), with the FOCUS options of `configs/proving_ground/llava_1_5.yaml`.
+1. Takes the model and its questions. By default the proving ground's two checkpoints, one after
+   the other (`focus_eval.proving_ground`: a tiny LLaVA-1.5 as `llava_1_5_focus`, then a tiny
+   LLaVA-OneVision as `llava_ov_focus`, trained on CPU by `make proving-ground`, committed), each on
+   held-out questions of its V*Bench-like task (`proving_ground.scenes`, the old evaluation seed),
+   with the FOCUS options of `configs/proving_ground/{family}.yaml`; `--model` picks one. The
+   second family writes into `<out>/llava_onevision/` (its pictures in `docs/` there).
    With `--untrained`: a tiny RANDOM checkpoint of `--model`'s family
    (`focus_eval.model_wrappers.tiny`) and tiny copies of the benchmarks in their real column
    schemas (`focus_eval.tasks.tiny_data`); its accuracy means nothing.
@@ -25,7 +27,7 @@
 
 lmms-eval's full log is in `<out>/lmms-eval.log`.
 
-    python -m focus_eval.present.demo [--out demo_out] [--docs docs] [--limit N]
+    python -m focus_eval.present.demo [--out demo_out] [--docs docs] [--limit N] [--model llava_ov_focus]
     python -m focus_eval.present.demo --untrained [--model llava_ov_focus] [--tasks vstar,hrbench4k] ...
 
 Exit status 0 when both runs produced results, 1 otherwise.
@@ -53,8 +55,7 @@ METHODS = ("focus", "vanilla")
 # Answers are option letters; the untrained model would otherwise write 1024 tokens of noise.
 GEN_KWARGS = "max_new_tokens=16"
 PLOT_TITLE = "make demo: tiny UNTRAINED model, its accuracy means nothing"
-PROVING_PLOT_TITLE = "make demo: the proving ground's tiny LLaVA-1.5 on its synthetic questions, not V*Bench"
-PROVING_MODEL, PROVING_TASKS = "llava_1_5_focus", ("vstar", "vstar_logits")
+PROVING_TASKS = ("vstar", "vstar_logits")
 PROVING_QUESTIONS = 40  # about a minute on 2 cores
 PROVING_SEED = 1  # the evaluation's seed (proving_ground.evaluate): scenes the training never draws
 UNTRAINED = "\n".join([
@@ -72,10 +73,26 @@ TRAINED = "\n".join([
     "| shape, or which of two shapes is left), on FOCUS's and ZoomEye's confidence     |",
     "| questions and on ViCrop's two-image answers. Its accuracy is on those           |",
     "| questions, not on V*Bench (README, 'Proving ground'). Other models: python -m   |",
-    "| focus_eval.present.demo --untrained --model llava_ov_focus (random weights: its |",
-    "| accuracy means nothing)                                                         |",
+    "| focus_eval.present.demo --untrained --model qwen2_5_vl_focus (random weights:   |",
+    "| its accuracy means nothing)                                                     |",
     "+" + "-" * 81 + "+",
 ])
+TRAINED_ONEVISION = "\n".join([
+    "+" + "-" * 81 + "+",
+    "| The demo model: the proving ground's tiny LLaVA-OneVision (1.5M parameters,     |",
+    "| anyres), trained here on CPU on SYNTHETIC V*Bench-like questions only (the      |",
+    "| pattern of a named shape, or which of two shapes is left), on FOCUS's existence |",
+    "| question and its multi-image final input, NOT on ZoomEye's or ViCrop's prompts. |",
+    "| Its accuracy is on those questions, not on V*Bench (README, 'Proving ground').  |",
+    "+" + "-" * 81 + "+",
+])
+# The trained models: lmms-eval model -> (family, banner, plot title); the first is the README's.
+PROVING = {
+    "llava_1_5_focus": ("llava_1_5", TRAINED,
+                        "make demo: the proving ground's tiny LLaVA-1.5 on its synthetic questions, not V*Bench"),
+    "llava_ov_focus": ("llava_onevision", TRAINED_ONEVISION,
+                       "make demo: the proving ground's tiny LLaVA-OneVision on its synthetic questions, not V*Bench"),
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -84,33 +101,41 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--docs", default="docs", help="folder for the README picture demo.png + demo.json")
     parser.add_argument("--untrained", action="store_true",
                         help="a tiny random checkpoint of --model's family on tiny benchmarks (default: the "
-                             "proving ground's trained LLaVA-1.5 on its own questions)")
-    parser.add_argument("--model", help=f"FOCUS model of lmms-eval (default: {PROVING_MODEL}; with --untrained: "
-                                        "llava_ov_focus)")
+                             "proving ground's trained models on their own questions)")
+    parser.add_argument("--model", help=f"FOCUS model of lmms-eval (default: the trained {' and '.join(PROVING)}; "
+                                        "with --untrained: llava_ov_focus)")
     parser.add_argument("--tasks", help="comma-separated focus-eval tasks (default: vstar; with --untrained: "
                                         "vstar,hrbench4k)")
     parser.add_argument("--limit", type=int, default=None,
                         help=f"questions per task (default: all; the proving ground writes {PROVING_QUESTIONS})")
     args = parser.parse_args(argv)
-    args.model = args.model or ("llava_ov_focus" if args.untrained else PROVING_MODEL)
+    models = [args.model or "llava_ov_focus"] if args.untrained else [args.model] if args.model else list(PROVING)
     tasks = (args.tasks or ("vstar,hrbench4k" if args.untrained else "vstar")).split(",")
     unknown = [task for task in tasks if task not in TASK_DATA]
     if unknown:
         parser.error(f"unknown task {unknown[0]!r}; choose from {', '.join(TASK_DATA)}")
-    if not args.untrained and (args.model != PROVING_MODEL or set(tasks) - set(PROVING_TASKS)):
-        parser.error(f"the proving ground's checkpoint is a {PROVING_MODEL} trained on V*Bench-like questions only "
-                     f"(tasks {', '.join(PROVING_TASKS)}); add --untrained for other models or tasks")
+    if not args.untrained and (set(models) - set(PROVING) or set(tasks) - set(PROVING_TASKS)):
+        parser.error(f"the proving ground's checkpoints are {' and '.join(PROVING)} trained on V*Bench-like questions "
+                     f"only (tasks {', '.join(PROVING_TASKS)}); add --untrained for other models or tasks")
+    out, docs = Path(args.out).resolve(), Path(args.docs)
+    status = 0
+    for index, model in enumerate(models):
+        here = out if index == 0 else out / PROVING[model][0]  # only the trained models come in twos
+        status = max(status, _demo(model, tasks, args.untrained, args.limit, here, docs if index == 0 else here / "docs"))
+    return status
 
+
+def _demo(model: str, tasks: list[str], untrained: bool, limit: int | None, out: Path, docs: Path) -> int:
+    """Steps 1-5 of the module docstring for one model; its exit status."""
     # imports torch / transformers: after the arguments are checked
     from focus_eval.model_wrappers.model_args import model_spec
     from focus_eval.model_wrappers.tiny import build_tiny_checkpoint
     from focus_eval.tasks import tiny_data
 
-    spec = model_spec(args.model)
-    out = Path(args.out).resolve()
-    banner = UNTRAINED if args.untrained else TRAINED
+    spec = model_spec(model)
+    banner = UNTRAINED if untrained else PROVING[model][1]
     print(banner, flush=True)
-    if args.untrained:
+    if untrained:
         checkpoint = build_tiny_checkpoint(spec.family, out / f"tiny-{spec.family}")
         data = {key: tiny_data.write_tiny_dataset(key, out / "data", scale=1.0)
                 for key in dict.fromkeys(TASK_DATA[task] for task in tasks)}
@@ -118,18 +143,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nBuilt the untrained tiny {spec.family} checkpoint {checkpoint} and tiny {', '.join(data)} "
               f"datasets in their real schemas under {out / 'data'}.")
     else:
-        from focus_eval.proving_ground import CHECKPOINT, evaluate, scenes
+        from focus_eval.proving_ground import evaluate, scenes
 
-        checkpoint = CHECKPOINT
-        data = {"vstar": scenes.write_dataset(out / "data", args.limit or PROVING_QUESTIONS, PROVING_SEED)}
-        options = {**evaluate.method_options("focus"), "n_steps": evaluate.MAIN_STEPS}  # the README table's FOCUS row
-        print(f"\nThe proving ground's checkpoint {checkpoint}; {args.limit or PROVING_QUESTIONS} of its held-out "
+        family = evaluate.FAMILIES[spec.family]
+        checkpoint = family.checkpoint
+        rows = scenes.build_rows(limit or PROVING_QUESTIONS, PROVING_SEED, family.scene_size)
+        data = {"vstar": scenes.write_rows(out / "data", rows)}
+        options = {**evaluate.method_options("focus", family), "n_steps": evaluate.MAIN_STEPS}  # the README's FOCUS row
+        print(f"\nThe proving ground's checkpoint {checkpoint}; {limit or PROVING_QUESTIONS} of its held-out "
               f"questions in V*Bench's schema under {out / 'data'}; FOCUS options {options}.")
 
     for stale in ("results", "maps", "compare"):  # lmms-eval adds a results file per run; compare would read all
         shutil.rmtree(out / stale, ignore_errors=True)
     config = out / "runs.yaml"
-    config.write_text(yaml.safe_dump([_run(spec.model_id, method, checkpoint, data, tasks, args.limit, out, options)
+    config.write_text(yaml.safe_dump([_run(spec.model_id, method, checkpoint, data, tasks, limit, out, options)
                                       for method in METHODS], sort_keys=False))
     log = out / "lmms-eval.log"
     # `python -m`, not the focus-eval script: that may not lie beside this python (pip install --user)
@@ -153,10 +180,9 @@ def main(argv: list[str] | None = None) -> int:
     print("\nSummary (per question; fp = search forward passes, fp_total = all of them):\n")
     print(_summary(tasks, results))
 
-    picture, trace = _readme_picture(checkpoint, Path(args.docs), out, options, not args.untrained)
+    picture, trace = _readme_picture(checkpoint, docs, out, options, not untrained)
     print(f"\nPer-question pictures of the FOCUS run: {out / 'maps'}\nREADME picture: {picture} (trace {trace})")
-    compared = _compare(out, spec.family, tasks[0], Path(args.docs),
-                        PLOT_TITLE if args.untrained else PROVING_PLOT_TITLE)
+    compared = _compare(out, spec.family, tasks[0], docs, PLOT_TITLE if untrained else PROVING[model][2])
     print(f"Comparison with the paper (focus-eval compare): {out / 'compare' / 'compare.md'}; "
           f"plot {compared or 'not written (the error is above)'}\n")
     print(banner)

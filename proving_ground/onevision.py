@@ -17,7 +17,8 @@ shrinks to 13 x 10 (+ 16 base tokens + 10 newlines: 156). A FOCUS ROI of 3 cells
 
 Every tower input is a 56 px crop the processor cuts (the base view squashed to 56 x 56, then the
 canvas crops); `tower_inputs` cuts them as LlavaOnevisionImageProcessorPil does (equal bytes,
-tests/test_proving_ground.py) and `label_inputs` cuts the label maps the same way (nearest).
+tests/test_proving_ground_onevision.py) and `label_inputs` cuts the label maps the same way
+(nearest).
   A. The tower, as train.py's stage A, on those crops (per-patch shape, pattern, column heads).
   B0. The projector alone on the patch-word loss, per crop.
   B. Projector + language model on the image tokens as `pack_image_features` (the model's own
@@ -119,9 +120,9 @@ def detail_contrast(scene: Scene, index: int, view: base.Box) -> float:
     x0, y0, x1, y1 = scene.objects[index].box
     inner = (x0 + (x1 - x0) // 4, y0 + (y1 - y0) // 4, x1 - (x1 - x0) // 4, y1 - (y1 - y0) // 4)
     width, height = view[2] - view[0], view[3] - view[1]
-    scale = layout((width, height)).resized[1] / width
-    resized = np.asarray(scene.pil().crop(view).resize(layout((width, height)).resized[::-1], Image.Resampling.BICUBIC),
-                         np.float32)
+    resized_h, resized_w = layout((width, height)).resized
+    scale = resized_w / width
+    resized = np.asarray(scene.pil().crop(view).resize((resized_w, resized_h), Image.Resampling.BICUBIC), np.float32)
     # the interior in resized pixels, 2 px in from each side (bicubic ringing at the edges)
     a0, b0 = (int(np.ceil((inner[k] - view[k]) * scale)) + 2 for k in (0, 1))
     a1, b1 = (int(np.floor((inner[k] - view[k - 2]) * scale)) - 2 for k in (2, 3))
@@ -160,7 +161,6 @@ class TileViews:
     start: list[int]
     count: list[int]
     sizes: list[tuple[int, int]]  # (width, height) per view
-    view_kinds: list[str]
     turns: list[list[base.Turn]]
     finals: list["Final"]
     scenes: list[Scene]  # kept for the held-out views only
@@ -183,7 +183,7 @@ def _target(question: str) -> str:
 
 def build_views(n_scenes: int, seed: int, keep_scenes: bool = False) -> TileViews:
     rng = np.random.default_rng([seed, 7])
-    data = TileViews([], [], [], [], [], [], [], [], [], [], [])
+    data = TileViews([], [], [], [], [], [], [], [], [], [])
 
     def add(scene: Scene, kind: str, box: base.Box, image: Image.Image, turns: list[base.Turn]) -> int:
         tiles = tower_inputs(image)
@@ -195,7 +195,6 @@ def build_views(n_scenes: int, seed: int, keep_scenes: bool = False) -> TileView
         data.pattern.extend(pattern)
         data.kinds.extend([kind] * len(tiles))
         data.sizes.append(image.size)
-        data.view_kinds.append(kind)
         data.turns.append(turns)
         return len(data.sizes) - 1
 
@@ -258,17 +257,6 @@ def image_tokens(model, features: Sequence[torch.Tensor], sizes: Sequence[tuple[
     return torch.cat(packed)
 
 
-def language_logits(model, image: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor,
-                    positions: torch.Tensor) -> torch.Tensor:
-    """[b, seq, vocab]: train.language_logits with the image tokens `image` [tokens, hidden]
-    already packed (every image token of the batch, in order)."""
-    inner = model.model
-    embeds = inner.language_model.embed_tokens(ids)
-    embeds = embeds.masked_scatter((ids == model.config.image_token_id)[..., None], image.to(embeds.dtype))
-    hidden = inner.language_model(inputs_embeds=embeds, attention_mask=mask, position_ids=positions).last_hidden_state
-    return model.lm_head(hidden)
-
-
 def view_features(features: torch.Tensor, views: TileViews, index: Sequence[int]) -> list[torch.Tensor]:
     return [features[views.start[v]:views.start[v] + views.count[v]] for v in index]
 
@@ -298,7 +286,7 @@ def train_language(model, adapter, features: torch.Tensor, views: TileViews, pat
             index = rng.choice(usable, size=batch, replace=False)
             tensors = base.batch_tensors([conversations.encode(kept[i], (views.sizes[i],)) for i in index], pad_id)
             image = image_tokens(model, view_features(features, views, index), [views.sizes[i] for i in index])
-            logits = language_logits(model, image, tensors["ids"], tensors["mask"], tensors["positions"])
+            logits = base.logits_with_image_tokens(model, image, tensors["ids"], tensors["mask"], tensors["positions"])
             loss = base.balanced_loss(logits, tensors["labels"], tensors["task"])
             tiles = torch.cat([torch.arange(views.start[i], views.start[i] + views.count[i]) for i in index])
             loss = loss + base.PATCH_WORD_WEIGHT * base.patch_word_loss(model, features[tiles], patch_words[tiles])
@@ -310,7 +298,7 @@ def train_language(model, adapter, features: torch.Tensor, views: TileViews, pat
                                           for f, sizes in zip(finals, pairs)], pad_id)
                 order = [v for f in finals for v in (f.full, f.view)]
                 image = image_tokens(model, view_features(features, views, order), [views.sizes[v] for v in order])
-                logits = language_logits(model, image, two["ids"], two["mask"], two["positions"])
+                logits = base.logits_with_image_tokens(model, image, two["ids"], two["mask"], two["positions"])
                 loss = loss + FINAL_WEIGHT * base.balanced_loss(logits, two["labels"], two["task"])
             optimizer.zero_grad()
             loss.backward()
@@ -337,7 +325,7 @@ def probe_logits(model, adapter, scenes: Sequence[Scene], probes: Sequence[base.
             tensors = base.batch_tensors([base.Encoded(e, [-100] * len(e), list(range(len(e))), [1] * len(e),
                                                        [-1] * len(e)) for e in encoded], adapter.tokenizer.pad_token_id)
             image = image_tokens(model, features, [c.size for c in crops])
-            logits = language_logits(model, image, tensors["ids"], tensors["mask"], tensors["positions"])
+            logits = base.logits_with_image_tokens(model, image, tensors["ids"], tensors["mask"], tensors["positions"])
             rows.append(logits[torch.arange(len(batch)), torch.tensor([len(e) - 1 for e in encoded])])
     return torch.cat(rows)
 

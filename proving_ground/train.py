@@ -576,9 +576,16 @@ def language_logits(model, features: torch.Tensor, ids: torch.Tensor, mask: torc
     """[b, seq, vocab] logits of the language model on `ids` [b, seq] whose image tokens take the
     projected `features` [b, 64, vision hidden] (as LlavaModel.forward places them), with an
     explicit attention mask [b, 1, seq, seq] and positions [b, seq] (batch_tensors)."""
+    image = model.model.multi_modal_projector(features)  # [b, 64, hidden]
+    return logits_with_image_tokens(model, image, ids, mask, positions)
+
+
+def logits_with_image_tokens(model, image: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor,
+                             positions: torch.Tensor) -> torch.Tensor:
+    """language_logits with the image tokens already in the language model's width: `image`
+    holds every image token of the batch in order (any leading shape)."""
     inner = model.model
     embeds = inner.language_model.embed_tokens(ids)
-    image = inner.multi_modal_projector(features)  # [b, 64, hidden]
     is_image = (ids == model.config.image_token_id)[..., None]
     embeds = embeds.masked_scatter(is_image, image.to(embeds.dtype))
     hidden = inner.language_model(inputs_embeds=embeds, attention_mask=mask, position_ids=positions).last_hidden_state

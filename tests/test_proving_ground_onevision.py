@@ -109,7 +109,7 @@ def test_final_input_training_forward_equals_the_adapter_path(saved, scene):
     mask = torch.ones(len(ids), len(ids), dtype=torch.bool).tril()[None, None]
     with torch.no_grad():
         image = onevision.image_tokens(saved.model, features, sizes)
-        ours = onevision.language_logits(saved.model, image, torch.tensor([ids]), mask, torch.arange(len(ids))[None])
+        ours = train.logits_with_image_tokens(saved.model, image, torch.tensor([ids]), mask, torch.arange(len(ids))[None])
         theirs = saved.forward(inputs).logits
     torch.testing.assert_close(ours[0, -1], theirs[0, -1].float(), atol=2e-3, rtol=1e-3)
 

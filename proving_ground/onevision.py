@@ -223,10 +223,18 @@ def build_views(n_scenes: int, seed: int, keep_scenes: bool = False) -> TileView
 # ---- sequences -------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Images:
+    """The images of a prompt: their (width, height) sizes and, for FOCUS's final input, the text
+    after each (compose.py's interleaved texts; None: the images alone)."""
+
+    sizes: tuple[tuple[int, int], ...]
+    texts: tuple[str, ...] | None = None
+
+
 class AnyresConversations(base.Conversations):
     """train.Conversations through the adapter's chat text: no BOS, the answer right after the
-    generation prompt's newline, every image token expanded to its image's anyres token count.
-    `images` of prompt_ids / encode: ((width, height), ...) or (sizes, texts) for interleaved texts."""
+    generation prompt's newline, every image token expanded to its image's anyres token count."""
 
     answer_separator = ""
 
@@ -234,11 +242,10 @@ class AnyresConversations(base.Conversations):
         super().__init__(adapter.processor)
         self.adapter = adapter
 
-    def prompt_ids(self, question: str, images: Any = 1) -> list[int]:
-        sizes, texts = images if len(images) == 2 and isinstance(images[1], tuple) and isinstance(images[1][0], str) \
-            else (images, None)
-        text = self.adapter.chat_text(question, len(sizes), list(texts) if texts else None)
-        counts = iter(layout(size).num_tokens for size in sizes)
+    def prompt_ids(self, question: str, images: Images) -> list[int]:
+        texts = list(images.texts) if images.texts else None
+        text = self.adapter.chat_text(question, len(images.sizes), texts)
+        counts = iter(layout(size).num_tokens for size in images.sizes)
         ids = []
         for token in self._tokens(text):
             ids += [token] * (next(counts) if token == self.image_token else 1)
@@ -284,7 +291,7 @@ def train_language(model, adapter, features: torch.Tensor, views: TileViews, pat
             for group in optimizer.param_groups:
                 group["lr"] = base.schedule(done, total, base.LANGUAGE_LR)
             index = rng.choice(usable, size=batch, replace=False)
-            tensors = base.batch_tensors([conversations.encode(kept[i], (views.sizes[i],)) for i in index], pad_id)
+            tensors = base.batch_tensors([conversations.encode(kept[i], Images((views.sizes[i],))) for i in index], pad_id)
             image = image_tokens(model, view_features(features, views, index), [views.sizes[i] for i in index])
             logits = base.logits_with_image_tokens(model, image, tensors["ids"], tensors["mask"], tensors["positions"])
             loss = base.balanced_loss(logits, tensors["labels"], tensors["task"])
@@ -294,7 +301,7 @@ def train_language(model, adapter, features: torch.Tensor, views: TileViews, pat
                 finals = [views.finals[i] for i in rng.choice(len(views.finals), size=min(FINAL_BATCH, len(views.finals)),
                                                               replace=False)]
                 pairs = [(views.sizes[f.full], views.sizes[f.view]) for f in finals]
-                two = base.batch_tensors([conversations.encode(f.turns, (sizes, f.texts))
+                two = base.batch_tensors([conversations.encode(f.turns, Images(sizes, f.texts))
                                           for f, sizes in zip(finals, pairs)], pad_id)
                 order = [v for f in finals for v in (f.full, f.view)]
                 image = image_tokens(model, view_features(features, views, order), [views.sizes[v] for v in order])
@@ -321,12 +328,11 @@ def probe_logits(model, adapter, scenes: Sequence[Scene], probes: Sequence[base.
             batch = probes[start:start + 32]
             crops = [scenes[p.scene].pil().crop(p.box) for p in batch]
             features = [base.tower_features(model, tower_inputs(c), processor) for c in crops]
-            encoded = [conversations.prompt_ids(p.prompt, (c.size,)) for p, c in zip(batch, crops)]
-            tensors = base.batch_tensors([base.Encoded(e, [-100] * len(e), list(range(len(e))), [1] * len(e),
-                                                       [-1] * len(e)) for e in encoded], adapter.tokenizer.pad_token_id)
+            prompts = [conversations.prompt_ids(p.prompt, Images((c.size,))) for p, c in zip(batch, crops)]
+            tensors = base.prompt_batch(prompts, adapter.tokenizer.pad_token_id)
             image = image_tokens(model, features, [c.size for c in crops])
             logits = base.logits_with_image_tokens(model, image, tensors["ids"], tensors["mask"], tensors["positions"])
-            rows.append(logits[torch.arange(len(batch)), torch.tensor([len(e) - 1 for e in encoded])])
+            rows.append(logits[torch.arange(len(batch)), tensors["last"]])
     return torch.cat(rows)
 
 

@@ -452,6 +452,15 @@ def batch_tensors(encoded: Sequence[Encoded], pad_id: int) -> dict[str, torch.Te
     return {"ids": ids, "labels": labels, "task": task, "positions": positions, "mask": visible[:, None]}
 
 
+def prompt_batch(prompts: Sequence[Sequence[int]], pad_id: int) -> dict[str, torch.Tensor]:
+    """batch_tensors of prompts without answers, plus `last` [b]: each prompt's last position,
+    where its next-token logits are read."""
+    tensors = batch_tensors([Encoded(list(p), [-100] * len(p), list(range(len(p))), [1] * len(p), [-1] * len(p))
+                             for p in prompts], pad_id)
+    tensors["last"] = torch.tensor([len(p) - 1 for p in prompts])
+    return tensors
+
+
 # ---- data ---------------------------------------------------------------------------------
 
 
@@ -808,12 +817,10 @@ def training_logits(model, processor, scenes: Sequence[Scene], probes: Sequence[
     with torch.no_grad():
         for start in range(0, len(probes), 64):
             batch = probes[start:start + 64]
-            encoded = [conversations.prompt_ids(p.prompt) for p in batch]
-            tensors = batch_tensors([Encoded(e, [-100] * len(e), list(range(len(e))), [1] * len(e), [-1] * len(e)) for e in encoded],
-                                    processor.tokenizer.pad_token_id)
+            tensors = prompt_batch([conversations.prompt_ids(p.prompt) for p in batch], processor.tokenizer.pad_token_id)
             logits = language_logits(model, features[start:start + 64], tensors["ids"], tensors["mask"],
                                      tensors["positions"])
-            rows.append(logits[torch.arange(len(batch)), torch.tensor([len(e) - 1 for e in encoded])])
+            rows.append(logits[torch.arange(len(batch)), tensors["last"]])
     return torch.cat(rows)
 
 

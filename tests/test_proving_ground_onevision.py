@@ -101,7 +101,7 @@ def test_final_input_training_forward_equals_the_adapter_path(saved, scene):
     question = train.vstar_prompt(scenes.question_for(scene, "direct_attributes", np.random.default_rng(0),
                                                       target=0)["text"])
     sizes = tuple(image.size for image in final.images)
-    ids = onevision.AnyresConversations(saved).prompt_ids(question, (sizes, tuple(final.texts)))
+    ids = onevision.AnyresConversations(saved).prompt_ids(question, onevision.Images(sizes, tuple(final.texts)))
     inputs = saved.encode([saved.chat_text(question, 2, final.texts)], final.images, each_image_alone=True)
     assert inputs["input_ids"][0].tolist() == ids
     features = [train.tower_features(saved.model, onevision.tower_inputs(image), saved.processor)

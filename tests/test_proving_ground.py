@@ -124,8 +124,7 @@ def test_two_image_training_forward_equals_the_adapter_path(untrained):
                                     processor)
     conversations = train.Conversations(processor)
     ids = conversations.prompt_ids(question, images=2)
-    tensors = train.batch_tensors([train.Encoded(ids, [-100] * len(ids), list(range(len(ids))), [1] * len(ids),
-                                                 [-1] * len(ids))], processor.tokenizer.pad_token_id)
+    tensors = train.prompt_batch([ids], processor.tokenizer.pad_token_id)
     with torch.no_grad():
         ours = train.language_logits(model, features.reshape(1, -1, features.shape[-1]), tensors["ids"],
                                      tensors["mask"], tensors["positions"])[0, -1]
